@@ -1,0 +1,2 @@
+package dev.prefork.bench
+fun main() {}

@@ -1,0 +1,40 @@
+package dev.prefork
+
+import dev.prefork.posix.WaitResult
+import java.time.Duration
+
+/**
+ * How a child ended, exactly as `wait4` reported it: an exit code or a signal (never both),
+ * whether it dumped core, and what it used (CPU time, peak resident memory).
+ */
+public class ExitStatus internal constructor(result: WaitResult) {
+    /** The exit code, or null when a signal killed the process. */
+    @get:JvmName("exitCode")
+    public val exitCode: Int? = if (result.signaled) null else result.exitCode
+
+    /** The signal that killed the process, or null when it exited. */
+    @get:JvmName("signal")
+    public val signal: Int? = if (result.signaled) result.termSignal else null
+
+    @get:JvmName("coreDumped")
+    public val coreDumped: Boolean = result.coreDumped
+
+    /** Tornado's return code: [exitCode], or `-signal`. */
+    @get:JvmName("returnCode")
+    public val returnCode: Int = result.returnCode
+
+    @get:JvmName("userCpuTime")
+    public val userCpuTime: Duration = Duration.ofNanos(result.userMicros * 1000)
+
+    @get:JvmName("systemCpuTime")
+    public val systemCpuTime: Duration = Duration.ofNanos(result.systemMicros * 1000)
+
+    /** Peak resident set size (`ru_maxrss`), in bytes. */
+    @get:JvmName("maxRssBytes")
+    public val maxRssBytes: Long = result.maxRssKiB * 1024
+
+    override fun toString(): String = when (signal) {
+        null -> "exited with status $exitCode"
+        else -> "killed by signal $signal" + if (coreDumped) " (core dumped)" else ""
+    }
+}

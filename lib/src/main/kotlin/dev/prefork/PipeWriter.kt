@@ -1,0 +1,55 @@
+package dev.prefork
+
+import kotlinx.coroutines.channels.ClosedSendChannelException
+import kotlinx.coroutines.channels.SendChannel
+import kotlinx.coroutines.runBlocking
+import java.io.IOException
+import java.io.OutputStream
+
+/**
+ * The parent's side of a child's stdin: a [channel] of byte chunks that a pump writes to the
+ * pipe in order. [write] suspends only while the pipe and a small queue are full.
+ *
+ * [close] lets the queued bytes drain and then closes the pipe: the child reads end-of-file
+ * after everything written before. Writing after [close], or after the child closed its end,
+ * throws an [IOException] that names the process.
+ * The caller gives up ownership of each array it writes: do not change it afterwards.
+ */
+public class PipeWriter internal constructor(
+    @get:JvmName("channel") public val channel: SendChannel<ByteArray>,
+    private val name: String,
+) {
+    @Volatile private var closedByUs = false
+
+    @JvmSynthetic
+    public suspend fun write(bytes: ByteArray) {
+        if (bytes.isEmpty()) return
+        try {
+            channel.send(bytes)
+        } catch (closed: ClosedSendChannelException) {
+            throw IOException(if (closedByUs) "$name is closed" else "$name was closed by the process", closed)
+        }
+    }
+
+    /** Closes stdin once the queued bytes are written. Idempotent. */
+    public fun close() {
+        closedByUs = true
+        channel.close()
+    }
+
+    @JvmName("write")
+    @Throws(IOException::class, InterruptedException::class)
+    public fun writeBlocking(bytes: ByteArray): Unit = runBlocking { write(bytes) }
+
+    /** A blocking [OutputStream] over this pipe; [OutputStream.close] closes stdin. */
+    public fun outputStream(): OutputStream = object : OutputStream() {
+        override fun write(b: Int) = writeBlocking(byteArrayOf(b.toByte()))
+
+        override fun write(b: ByteArray, off: Int, len: Int) {
+            java.util.Objects.checkFromIndexSize(off, len, b.size)
+            writeBlocking(b.copyOfRange(off, off + len))
+        }
+
+        override fun close() = this@PipeWriter.close()
+    }
+}

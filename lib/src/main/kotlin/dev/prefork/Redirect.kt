@@ -1,0 +1,47 @@
+package dev.prefork
+
+import java.nio.file.Path
+
+/**
+ * Where a child's stdin, stdout or stderr goes.
+ *
+ * [STREAM] gives the parent a pipe ([Subprocess.stdin] / [Subprocess.stdout] /
+ * [Subprocess.stderr]); [INHERIT] (the default) shares this process's own; [DEVNULL] is
+ * `/dev/null`; [STDOUT], for stderr only, merges it into stdout; [file] reads or writes a file.
+ */
+public sealed class Redirect {
+    internal object Stream : Redirect() {
+        override fun toString(): String = "STREAM"
+    }
+
+    internal object Inherit : Redirect() {
+        override fun toString(): String = "INHERIT"
+    }
+
+    internal object DevNull : Redirect() {
+        override fun toString(): String = "DEVNULL"
+    }
+
+    internal object Stdout : Redirect() {
+        override fun toString(): String = "STDOUT"
+    }
+
+    internal data class ToFile(val path: Path, val append: Boolean) : Redirect()
+
+    public companion object {
+        @JvmField public val STREAM: Redirect = Stream
+
+        @JvmField public val INHERIT: Redirect = Inherit
+
+        @JvmField public val DEVNULL: Redirect = DevNull
+
+        /** stderr only: the child's stderr is a copy of its stdout, whatever that is. */
+        @JvmField public val STDOUT: Redirect = Stdout
+
+        /** For stdin, reads [path]; for stdout or stderr, truncates or creates it. */
+        @JvmStatic public fun file(path: Path): Redirect = ToFile(path, append = false)
+
+        /** For stdout or stderr: appends to [path], creating it if needed. */
+        @JvmStatic public fun appendTo(path: Path): Redirect = ToFile(path, append = true)
+    }
+}

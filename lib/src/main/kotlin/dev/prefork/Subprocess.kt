@@ -1,0 +1,166 @@
+package dev.prefork
+
+import dev.prefork.posix.Linux
+import dev.prefork.posix.Wait
+import dev.prefork.reaper.Background
+import dev.prefork.reaper.Reactor
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.currentCoroutineContext
+import kotlinx.coroutines.future.asCompletableFuture
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeoutOrNull
+import java.util.concurrent.CompletableFuture
+import java.util.concurrent.atomic.AtomicReference
+
+/**
+ * A running child process, Tornado's `Subprocess`: pipes as coroutine channels, an exit that
+ * is awaited without a thread per child, and exact exit status with resource usage.
+ *
+ * Start one with [builder]. From a coroutine, `start()` ties the child to the caller's
+ * [Job]: the scope does not complete before the child exits, and cancelling it terminates
+ * the child (SIGTERM, then SIGKILL after the builder's `terminateTimeout`). `startDetached()`
+ * (Java: `start()`) ties it to nothing; cancelling a [waitForExit] still terminates it.
+ *
+ * Closing a Subprocess ([close], or try-with-resources in Java) terminates the child if it
+ * still runs, waits until it is reaped, and closes every pipe.
+ */
+public class Subprocess internal constructor(
+    @get:JvmName("command") public val command: List<String>,
+    pid: Int,
+    @get:JvmName("stdin") public val stdin: PipeWriter?,
+    @get:JvmName("stdout") public val stdout: PipeReader?,
+    @get:JvmName("stderr") public val stderr: PipeReader?,
+    private val terminateTimeout: java.time.Duration,
+) : AutoCloseable {
+    @get:JvmName("pid")
+    public val pid: Long = pid.toLong()
+
+    private val lock = Any()
+    private val exit = CompletableDeferred<ExitStatus>()
+    private val callback = AtomicReference<ExitCallback?>()
+
+    @Volatile private var status: ExitStatus? = null
+
+    /** The return code once the child was reaped, else null; negative: killed by that signal. */
+    @get:JvmName("returnCode")
+    public val returnCode: Int? get() = status?.returnCode
+
+    /** The full exit status (signal, core dump, CPU time, peak RSS) once the child was reaped. */
+    @get:JvmName("exitStatus")
+    public val exitStatus: ExitStatus? get() = status
+
+    /** Runs on the reactor thread: reap under [lock], so no signal can reach a recycled pid. */
+    internal fun tryReap(): Boolean {
+        val reaped = synchronized(lock) {
+            if (status != null) return true
+            val result = Wait.reap(pid.toInt()) ?: return false
+            ExitStatus(result).also { status = it }
+        }
+        exit.complete(reaped)
+        return true
+    }
+
+    /**
+     * Suspends until the child exits and returns its return code; with [raiseError], a
+     * non-zero code throws [CalledProcessError] instead. Cancelling the caller terminates the
+     * child (SIGTERM, SIGKILL after the grace period) and rethrows the cancellation.
+     */
+    @JvmSynthetic
+    public suspend fun waitForExit(raiseError: Boolean = true): Int {
+        val ended = try {
+            exit.await()
+        } catch (e: CancellationException) {
+            Background.launch { terminateAndReap() }
+            throw e
+        }
+        if (raiseError && ended.returnCode != 0) throw CalledProcessError(ended.returnCode, command)
+        return ended.returnCode
+    }
+
+    /** Blocks until the child exits; see the suspending [waitForExit]. Interrupting the thread terminates the child. */
+    @JvmName("waitForExit")
+    @JvmOverloads
+    @Throws(CalledProcessError::class, InterruptedException::class)
+    public fun waitForExitBlocking(raiseError: Boolean = true): Int = runBlocking { waitForExit(raiseError) }
+
+    /**
+     * Registers [callback] to run exactly once with the return code when the child exits, on a
+     * background thread of prefork's (immediately, if it already has). Only one callback may be
+     * set; [waitForExit] and [onExit] never replace it.
+     */
+    public fun setExitCallback(callback: ExitCallback) {
+        check(this.callback.compareAndSet(null, callback)) { "exit callback already set for pid $pid" }
+        Background.launch { callback.onExit(exit.await().returnCode) }
+    }
+
+    /** Completes with the return code when the child exits. Cancelling the future does not touch the child. */
+    public fun onExit(): CompletableFuture<Int> = exit.asCompletableFuture().thenApply { it.returnCode }
+
+    /** Sends [signal]; a no-op once the child has been reaped (its pid may already be someone else's). */
+    public fun signal(signal: Int) {
+        require(signal in 0..64) { "signal out of range: $signal" }
+        synchronized(lock) {
+            if (status == null) Wait.kill(pid.toInt(), signal)
+        }
+    }
+
+    /** SIGTERM. */
+    public fun terminate(): Unit = signal(Linux.SIGTERM)
+
+    /** SIGKILL. */
+    public fun kill(): Unit = signal(Linux.SIGKILL)
+
+    /** Terminates the child if it still runs (SIGKILL after the grace period), waits for it, and closes the pipes. */
+    @Throws(InterruptedException::class)
+    override fun close() {
+        runBlocking { terminateAndReap() }
+        stdin?.close()
+        stdout?.channel?.cancel()
+        stderr?.channel?.cancel()
+    }
+
+    internal suspend fun terminateAndReap() {
+        withContext(NonCancellable) {
+            if (exit.isCompleted) return@withContext
+            terminate()
+            val ended = withTimeoutOrNull(terminateTimeout.toMillis()) { exit.await() }
+            if (ended == null) {
+                kill()
+                exit.await()
+            }
+        }
+    }
+
+    /** Keeps the calling coroutine's scope open until the child exits, and terminates it if the scope is cancelled. */
+    internal suspend fun attachToCaller() {
+        if (currentCoroutineContext()[Job] == null) return
+        CoroutineScope(currentCoroutineContext()).launch(start = CoroutineStart.UNDISPATCHED) {
+            try {
+                exit.await()
+            } catch (e: CancellationException) {
+                terminateAndReap()
+                throw e
+            }
+        }
+    }
+
+    override fun toString(): String = "Subprocess(pid=$pid, command=$command, ${status ?: "running"})"
+
+    public companion object {
+        /** A builder for [command]: the program (looked up on PATH) and its arguments. */
+        @JvmStatic
+        public fun builder(vararg command: String): SubprocessBuilder = SubprocessBuilder(command.toList())
+
+        @JvmStatic
+        public fun builder(command: List<String>): SubprocessBuilder = SubprocessBuilder(command.toList())
+
+        internal val reactor: Reactor get() = Reactor.shared
+    }
+}

@@ -1,0 +1,170 @@
+package dev.prefork
+
+import dev.prefork.io.PipeSink
+import dev.prefork.io.PipeSource
+import dev.prefork.posix.Fds
+import dev.prefork.posix.Linux
+import dev.prefork.posix.Spawn
+import dev.prefork.posix.Wait
+import java.io.IOException
+import java.nio.file.Files
+import java.nio.file.Path
+import java.time.Duration
+
+/**
+ * Configures and starts a [Subprocess]. Each stream defaults to [Redirect.INHERIT]; the
+ * environment defaults to this process's; the working directory to this process's.
+ */
+public class SubprocessBuilder internal constructor(private val command: List<String>) {
+    private var stdin: Redirect = Redirect.INHERIT
+    private var stdout: Redirect = Redirect.INHERIT
+    private var stderr: Redirect = Redirect.INHERIT
+    private var cwd: Path? = null
+    private var env: Map<String, String>? = null
+    private var terminateTimeout: Duration = Duration.ofSeconds(5)
+
+    init {
+        require(command.isNotEmpty()) { "command is empty" }
+        require(command[0].isNotEmpty()) { "program name is empty: $command" }
+        command.forEach { require('\u0000' !in it) { "NUL character in command: $command" } }
+    }
+
+    public fun stdin(redirect: Redirect): SubprocessBuilder = apply {
+        require(redirect != Redirect.STDOUT) { "Redirect.STDOUT is for stderr only" }
+        stdin = redirect
+    }
+
+    public fun stdout(redirect: Redirect): SubprocessBuilder = apply {
+        require(redirect != Redirect.STDOUT) { "Redirect.STDOUT is for stderr only" }
+        stdout = redirect
+    }
+
+    public fun stderr(redirect: Redirect): SubprocessBuilder = apply { stderr = redirect }
+
+    /** The child's working directory. */
+    public fun cwd(directory: Path): SubprocessBuilder = apply { cwd = directory }
+
+    /** The child's whole environment, replacing this process's (as `Popen(env=...)` does). */
+    public fun env(environment: Map<String, String>): SubprocessBuilder = apply {
+        environment.forEach { (k, v) ->
+            require(k.isNotEmpty() && '=' !in k && '\u0000' !in k && '\u0000' !in v) { "bad environment variable: \"$k\"" }
+        }
+        env = environment.toMap()
+    }
+
+    /** How long a cancelled or closed child gets between SIGTERM and SIGKILL. Default 5 s. */
+    public fun terminateTimeout(timeout: Duration): SubprocessBuilder = apply {
+        require(!timeout.isNegative) { "terminateTimeout < 0: $timeout" }
+        terminateTimeout = timeout
+    }
+
+    /**
+     * Starts the child, owned by the calling coroutine's scope: the scope waits for the child
+     * to exit, and cancelling the scope terminates the child (see [Subprocess]).
+     */
+    @JvmSynthetic
+    @Throws(IOException::class)
+    public suspend fun start(): Subprocess = startDetached().also { it.attachToCaller() }
+
+    /**
+     * Starts the child, owned by no scope. Throws [IOException] naming the program and errno
+     * when it cannot be started (missing executable, bad directory, unreadable file), after
+     * releasing every fd it had opened.
+     */
+    @JvmName("start")
+    @Throws(IOException::class)
+    public fun startDetached(): Subprocess {
+        cwd?.let {
+            if (!Files.isDirectory(it)) {
+                throw IOException("Cannot run program \"${command[0]}\": directory \"$it\" does not exist or is not a directory")
+            }
+        }
+        val name = "${command[0]} ${if (command.size > 1) command.drop(1) else ""}".trim()
+        val plumbing = Plumbing(name)
+        try {
+            val fdMap = intArrayOf(
+                plumbing.childEnd(0, stdin),
+                plumbing.childEnd(1, stdout),
+                plumbing.childEnd(2, stderr),
+            )
+            val environment = (env ?: System.getenv()).map { (k, v) -> "$k=$v" }
+            val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap)
+            plumbing.spawned()
+            val process = Subprocess(
+                command, pid,
+                stdin = plumbing.sink?.let { PipeWriter(it.input, "stdin of $name (pid $pid)") },
+                stdout = plumbing.sources[1]?.let { PipeReader(it.output, "stdout of $name (pid $pid)") },
+                stderr = plumbing.sources[2]?.let { PipeReader(it.output, "stderr of $name (pid $pid)") },
+                terminateTimeout = terminateTimeout,
+            )
+            watch(process, pid)
+            return process
+        } catch (t: Throwable) {
+            plumbing.abandon()
+            throw t
+        }
+    }
+
+    /** Registers the exit watch; if even that fails, the child is killed and reaped before the error propagates. */
+    private fun watch(process: Subprocess, pid: Int) {
+        try {
+            Subprocess.reactor.watchExit(pid) { process.tryReap() }
+        } catch (e: Exception) {
+            Wait.kill(pid, Linux.SIGKILL)
+            while (!process.tryReap()) Thread.sleep(1)
+            throw e
+        }
+    }
+
+    /** The fds of one spawn: what the parent keeps, what it closes after the spawn, and cleanup on failure. */
+    private class Plumbing(private val name: String) {
+        private val closeAfterSpawn = mutableListOf<Int>()
+        val sources = arrayOfNulls<PipeSource>(3)
+        var sink: PipeSink? = null
+
+        fun childEnd(fd: Int, redirect: Redirect): Int = when (redirect) {
+            Redirect.Inherit -> Spawn.INHERIT
+            Redirect.DevNull -> Spawn.DEV_NULL
+            Redirect.Stdout -> Spawn.STDOUT
+            Redirect.Stream -> {
+                val (read, write) = Fds.pipe().let { it[0] to it[1] }
+                if (fd == 0) {
+                    closeAfterSpawn += read
+                    sink = PipeSink(write, Subprocess.reactor, "stdin of $name")
+                    read
+                } else {
+                    closeAfterSpawn += write
+                    try {
+                        sources[fd] = PipeSource(read, Subprocess.reactor)
+                    } catch (e: IOException) {
+                        Fds.closeQuietly(read)
+                        throw e
+                    }
+                    write
+                }
+            }
+            is Redirect.ToFile -> {
+                val flags = when {
+                    fd == 0 -> Linux.O_RDONLY
+                    redirect.append -> Linux.O_WRONLY or Linux.O_CREAT or Linux.O_APPEND
+                    else -> Linux.O_WRONLY or Linux.O_CREAT or Linux.O_TRUNC
+                }
+                Fds.open(redirect.path.toString(), flags).also { closeAfterSpawn += it }
+            }
+        }
+
+        fun spawned() {
+            closeAfterSpawn.forEach(Fds::closeQuietly)
+            closeAfterSpawn.clear()
+            sink?.start()
+            sources.forEach { it?.start() }
+        }
+
+        fun abandon() {
+            closeAfterSpawn.forEach(Fds::closeQuietly)
+            closeAfterSpawn.clear()
+            sink?.abandon()
+            sources.forEach { it?.abandon() }
+        }
+    }
+}

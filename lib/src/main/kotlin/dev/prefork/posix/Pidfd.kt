@@ -1,0 +1,20 @@
+package dev.prefork.posix
+
+import dev.prefork.posix.Native.libc
+
+/** `pidfd_open(2)`: Linux 5.3+. The fd becomes readable when the process exits. */
+internal object Pidfd {
+    /**
+     * A close-on-exec pidfd for [pid], or null where the kernel lacks the call (ENOSYS) or a
+     * seccomp policy refuses it (EPERM); the caller then falls back to polling `wait4`.
+     */
+    fun open(pid: Int): Int? {
+        val fd = libc.syscall(Linux.SYS_PIDFD_OPEN, pid.toLong(), 0L).toInt()
+        if (fd >= 0) return fd
+        val errno = Native.errno()
+        if (errno == Linux.ENOSYS || errno == EPERM) return null
+        throw errnoException("pidfd_open pid $pid", errno)
+    }
+
+    private const val EPERM = 1
+}

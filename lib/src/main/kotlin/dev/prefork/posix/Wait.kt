@@ -1,0 +1,62 @@
+package dev.prefork.posix
+
+import dev.prefork.posix.Native.libc
+import jnr.ffi.Memory
+import jnr.ffi.byref.IntByReference
+
+/**
+ * What `wait4` reported for one child: its raw wait status, decoded, and its resource usage.
+ * CPU times are in microseconds; [maxRssKiB] is Linux's `ru_maxrss`, in KiB.
+ */
+internal class WaitResult(
+    val status: Int,
+    val userMicros: Long,
+    val systemMicros: Long,
+    val maxRssKiB: Long,
+) {
+    val exited: Boolean get() = status and 0x7f == 0
+    val exitCode: Int get() = (status shr 8) and 0xff
+    val termSignal: Int get() = status and 0x7f
+    val signaled: Boolean get() = termSignal != 0 && termSignal != 0x7f
+    val coreDumped: Boolean get() = signaled && status and 0x80 != 0
+
+    /** Tornado's return code: the exit code, or minus the signal that killed the child. */
+    val returnCode: Int get() = if (signaled) -termSignal else exitCode
+}
+
+internal object Wait {
+    private const val RUSAGE_SIZE = 144L
+
+    /**
+     * Reaps [pid] if it has exited (`WNOHANG`), or returns null while it runs. Only ever our
+     * own pid: `wait4(-1)` would steal exit statuses from `java.lang.Process`.
+     */
+    fun reap(pid: Int): WaitResult? {
+        require(pid > 0) { "pid <= 0: $pid" }
+        val status = IntByReference()
+        val usage = Memory.allocateDirect(Native.runtime, RUSAGE_SIZE, true)
+        while (true) {
+            val result = libc.wait4(pid, status, Linux.WNOHANG, usage)
+            if (result == 0) return null
+            if (result < 0) {
+                val errno = Native.errno()
+                if (errno == Linux.EINTR) continue
+                throw errnoException("wait4 pid $pid", errno)
+            }
+            return WaitResult(
+                status = status.value,
+                userMicros = usage.getLong(0) * 1_000_000 + usage.getLong(8),
+                systemMicros = usage.getLong(16) * 1_000_000 + usage.getLong(24),
+                maxRssKiB = usage.getLong(32),
+            )
+        }
+    }
+
+    /** Sends [signal] to [pid]; false if the process no longer exists. */
+    fun kill(pid: Int, signal: Int): Boolean {
+        if (libc.kill(pid, signal) == 0) return true
+        val errno = Native.errno()
+        if (errno == Linux.ESRCH) return false
+        throw errnoException("kill pid $pid signal $signal", errno)
+    }
+}

@@ -1,0 +1,117 @@
+package dev.prefork.reaper
+
+import dev.prefork.posix.Epoll
+import dev.prefork.posix.Fds
+import dev.prefork.posix.Linux
+import dev.prefork.posix.Pidfd
+import io.github.oshai.kotlinlogging.KotlinLogging
+import kotlinx.coroutines.CancellableContinuation
+import kotlinx.coroutines.suspendCancellableCoroutine
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.atomic.AtomicLong
+import java.util.concurrent.atomic.AtomicReference
+import kotlin.coroutines.resume
+
+private val logger = KotlinLogging.logger {}
+
+/** Something the reactor reaps: [tryReap] runs `wait4(pid, WNOHANG)` and says whether it got the status. */
+internal fun interface Reapable {
+    fun tryReap(): Boolean
+}
+
+/**
+ * The one thread that watches every child and every pipe of the JVM: an epoll loop.
+ *
+ * Child exits are watched through pidfds (Linux 5.3+), so a thousand live children cost no
+ * extra thread. Where `pidfd_open` is missing ([usePidfd] false, or ENOSYS/EPERM) children are
+ * polled with `wait4(pid, WNOHANG)` every [POLL_MILLIS] instead; never `wait4(-1)`.
+ *
+ * Pipe readiness is one-shot: a coroutine asks [Readiness.await], the reactor resumes it once,
+ * and the coroutine itself does the read or write on its own dispatcher. Handlers run on the
+ * reactor thread and must only resume, reap or complete; user code never runs here.
+ */
+internal class Reactor(private val usePidfd: Boolean) {
+    private val epoll = Epoll()
+    private val tokens = AtomicLong()
+    private val handlers = ConcurrentHashMap<Long, (Int) -> Unit>()
+    private val polled = ConcurrentHashMap.newKeySet<Reapable>()
+
+    init {
+        Thread(::loop, "prefork-reactor").apply {
+            isDaemon = true
+            start()
+        }
+    }
+
+    /** Calls [target].tryReap() on the reactor thread once [pid] has exited, until it returns true. */
+    fun watchExit(pid: Int, target: Reapable) {
+        val pidfd = if (usePidfd) Pidfd.open(pid) else null
+        if (pidfd == null) {
+            polled += target
+            epoll.wake()
+            return
+        }
+        val token = tokens.incrementAndGet()
+        handlers[token] = {
+            if (target.tryReap()) {
+                handlers.remove(token)
+                epoll.remove(pidfd)
+                Fds.closeQuietly(pidfd)
+            }
+        }
+        try {
+            epoll.arm(pidfd, Linux.EPOLLIN, token, add = true)
+        } catch (e: Exception) {
+            handlers.remove(token)
+            Fds.closeQuietly(pidfd)
+            throw e
+        }
+    }
+
+    /** Readiness of one fd; [close] before closing the fd itself. */
+    fun readiness(fd: Int): Readiness = Readiness(fd)
+
+    inner class Readiness(private val fd: Int) : AutoCloseable {
+        private val token = tokens.incrementAndGet()
+        private val waiter = AtomicReference<CancellableContinuation<Unit>?>()
+        private var added = false
+
+        init {
+            handlers[token] = { waiter.getAndSet(null)?.resume(Unit) }
+        }
+
+        /** Suspends until [fd] is ready for [interest] (EPOLLIN or EPOLLOUT), or has hung up. */
+        suspend fun await(interest: Int): Unit = suspendCancellableCoroutine { cont ->
+            waiter.set(cont)
+            cont.invokeOnCancellation { waiter.compareAndSet(cont, null) }
+            epoll.arm(fd, interest or Linux.EPOLLONESHOT, token, add = !added)
+            added = true
+        }
+
+        override fun close() {
+            handlers.remove(token)
+            if (added) epoll.remove(fd)
+        }
+    }
+
+    private fun loop() {
+        while (true) {
+            try {
+                epoll.wait(if (polled.isEmpty()) -1 else POLL_MILLIS) { token, events ->
+                    handlers[token]?.invoke(events)
+                }
+                if (polled.isNotEmpty()) polled.removeIf { it.tryReap() }
+            } catch (t: Throwable) {
+                // The reactor must outlive any one bad handler; losing it would hang every waiter.
+                logger.error(t) { "prefork reactor: handler failed" }
+            }
+        }
+    }
+
+    companion object {
+        const val POLL_MILLIS = 10
+
+        /** The JVM's reactor; `-Dprefork.pidfd=false` forces the polling fallback. */
+        val shared: Reactor by lazy { Reactor(usePidfd = System.getProperty("prefork.pidfd") != "false") }
+    }
+}

@@ -1,0 +1,2 @@
+package dev.prefork.samples
+fun main() {}
