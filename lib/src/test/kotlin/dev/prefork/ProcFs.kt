@@ -1,0 +1,34 @@
+package dev.prefork
+
+import java.io.File
+
+/** Test helpers that read what the kernel says about processes and fds. */
+object ProcFs {
+    val selfPid: Long = ProcessHandle.current().pid()
+
+    fun openFds(pid: Long = selfPid): List<Int> =
+        File("/proc/$pid/fd").list().orEmpty().mapNotNull { it.toIntOrNull() }.sorted()
+
+    fun threadCount(): Int = File("/proc/self/task").list().orEmpty().size
+
+    /** The state letter of [pid] ('Z' for a zombie), or null if there is no such process. */
+    fun state(pid: Long): Char? = try {
+        val stat = File("/proc/$pid/stat").readText()
+        stat.substring(stat.lastIndexOf(')') + 2)[0]
+    } catch (e: java.io.IOException) {
+        null
+    }
+
+    /** Children of this JVM that are zombies (exited, never reaped). */
+    fun zombieChildren(): List<Long> = File("/proc").list().orEmpty().mapNotNull { it.toLongOrNull() }.filter { pid ->
+        try {
+            val stat = File("/proc/$pid/stat").readText()
+            val fields = stat.substring(stat.lastIndexOf(')') + 2).split(' ')
+            fields[0] == "Z" && fields[1].toLong() == selfPid
+        } catch (e: java.io.IOException) {
+            false
+        }
+    }
+
+    fun alive(pid: Long): Boolean = state(pid).let { it != null && it != 'Z' }
+}
