@@ -21,3 +21,6 @@ public class CalledProcessError(
 public fun interface ExitCallback {
     public fun onExit(returnCode: Int)
 }
+
+/** The supervisor gave up: workers failed more often than `maxRestarts` allows. Survivors were stopped first. */
+public class TooManyRestartsException(message: String = "Too many child restarts, giving up") : RuntimeException(message)

@@ -38,6 +38,7 @@ public class Subprocess internal constructor(
     @get:JvmName("stdout") public val stdout: PipeReader?,
     @get:JvmName("stderr") public val stderr: PipeReader?,
     private val terminateTimeout: java.time.Duration,
+    internal val extraReaders: List<PipeReader> = emptyList(),
 ) : AutoCloseable {
     @get:JvmName("pid")
     public val pid: Long = pid.toLong()

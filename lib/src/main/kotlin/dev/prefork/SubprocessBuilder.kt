@@ -6,10 +6,16 @@ import dev.prefork.posix.Fds
 import dev.prefork.posix.Linux
 import dev.prefork.posix.Spawn
 import dev.prefork.posix.Wait
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.withContext
 import java.io.IOException
 import java.nio.file.Files
 import java.nio.file.Path
 import java.time.Duration
+
+/** Every environment variable prefork sets for a worker starts with this. */
+internal const val WORKER_VARIABLE_PREFIX: String = "PREFORK_"
 
 /**
  * Configures and starts a [Subprocess]. Each stream defaults to [Redirect.INHERIT]; the
@@ -22,6 +28,19 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     private var cwd: Path? = null
     private var env: Map<String, String>? = null
     private var terminateTimeout: Duration = Duration.ofSeconds(5)
+    private val extraFds = mutableListOf<ExtraFd>()
+
+    /** A child fd numbered 3 and up, in the order added: a parent fd to pass, or a pipe the parent reads. */
+    internal sealed interface ExtraFd {
+        class Pass(val parentFd: Int) : ExtraFd
+        object ReadPipe : ExtraFd
+    }
+
+    /** Passes [parentFd] to the child as its next fd from 3 up; the caller keeps ownership of [parentFd]. */
+    internal fun passFd(parentFd: Int): SubprocessBuilder = apply { extraFds += ExtraFd.Pass(parentFd) }
+
+    /** Gives the child the write end of a pipe as its next fd from 3 up; the parent reads it via [Subprocess.extraReaders]. */
+    internal fun readPipe(): SubprocessBuilder = apply { extraFds += ExtraFd.ReadPipe }
 
     init {
         require(command.isNotEmpty()) { "command is empty" }
@@ -61,10 +80,15 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     /**
      * Starts the child, owned by the calling coroutine's scope: the scope waits for the child
      * to exit, and cancelling the scope terminates the child (see [Subprocess]).
+     *
+     * The spawn runs on [Dispatchers.IO] (the first one in a JVM also loads the native
+     * library, about a second), never blocking the caller's thread. It is not interrupted by
+     * cancellation; a child started by a cancelled caller is terminated at once.
      */
     @JvmSynthetic
     @Throws(IOException::class)
-    public suspend fun start(): Subprocess = startDetached().also { it.attachToCaller() }
+    public suspend fun start(): Subprocess =
+        withContext(NonCancellable + Dispatchers.IO) { startDetached() }.also { it.attachToCaller() }
 
     /**
      * Starts the child, owned by no scope. Throws [IOException] naming the program and errno
@@ -86,8 +110,13 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 plumbing.childEnd(0, stdin),
                 plumbing.childEnd(1, stdout),
                 plumbing.childEnd(2, stderr),
-            )
-            val environment = (env ?: System.getenv()).map { (k, v) -> "$k=$v" }
+            ) + extraFds.mapIndexed { i, extra ->
+                when (extra) {
+                    is ExtraFd.Pass -> extra.parentFd
+                    ExtraFd.ReadPipe -> plumbing.childEnd(3 + i, Redirect.STREAM)
+                }
+            }
+            val environment = env?.map { (k, v) -> "$k=$v" } ?: inheritedEnvironment
             val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap)
             plumbing.spawned()
             val process = Subprocess(
@@ -96,6 +125,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 stdout = plumbing.sources[1]?.let { PipeReader(it.output, "stdout of $name (pid $pid)") },
                 stderr = plumbing.sources[2]?.let { PipeReader(it.output, "stderr of $name (pid $pid)") },
                 terminateTimeout = terminateTimeout,
+                extraReaders = plumbing.extraSources.mapIndexed { i, it -> PipeReader(it.output, "fd ${3 + i} of $name (pid $pid)") },
             )
             watch(process, pid)
             return process
@@ -116,10 +146,22 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         }
     }
 
+    private companion object {
+        /**
+         * This process's environment (fixed for the JVM's life) without prefork's own worker
+         * variables: a worker's children are not workers, and must not mistake themselves for one.
+         * One list, so the spawn layer can reuse its native copy.
+         */
+        val inheritedEnvironment: List<String> by lazy {
+            System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) }.map { (k, v) -> "$k=$v" }
+        }
+    }
+
     /** The fds of one spawn: what the parent keeps, what it closes after the spawn, and cleanup on failure. */
     private class Plumbing(private val name: String) {
         private val closeAfterSpawn = mutableListOf<Int>()
         val sources = arrayOfNulls<PipeSource>(3)
+        val extraSources = mutableListOf<PipeSource>()
         var sink: PipeSink? = null
 
         fun childEnd(fd: Int, redirect: Redirect): Int = when (redirect) {
@@ -135,7 +177,8 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 } else {
                     closeAfterSpawn += write
                     try {
-                        sources[fd] = PipeSource(read, Subprocess.reactor)
+                        val source = PipeSource(read, Subprocess.reactor)
+                        if (fd < 3) sources[fd] = source else extraSources += source
                     } catch (e: IOException) {
                         Fds.closeQuietly(read)
                         throw e
@@ -158,6 +201,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
             closeAfterSpawn.clear()
             sink?.start()
             sources.forEach { it?.start() }
+            extraSources.forEach { it.start() }
         }
 
         fun abandon() {
@@ -165,6 +209,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
             closeAfterSpawn.clear()
             sink?.abandon()
             sources.forEach { it?.abandon() }
+            extraSources.forEach { it.abandon() }
         }
     }
 }

@@ -8,6 +8,7 @@ import dev.prefork.posix.errnoException
 import dev.prefork.reaper.Background
 import dev.prefork.reaper.Reactor
 import jnr.ffi.Memory
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.SendChannel
 import kotlinx.coroutines.launch
@@ -31,8 +32,9 @@ internal class PipeSink(private val fd: Int, private val reactor: Reactor, priva
         Fds.setNonBlocking(fd)
     }
 
+    /** Starts pumping; runs on the caller's thread until the first wait for data. */
     fun start() {
-        Background.launch { pump() }
+        Background.launch(start = CoroutineStart.UNDISPATCHED) { pump() }
     }
 
     fun abandon() {
@@ -42,7 +44,8 @@ internal class PipeSink(private val fd: Int, private val reactor: Reactor, priva
 
     private suspend fun pump() {
         val readiness = reactor.readiness(fd)
-        val buffer = Memory.allocateDirect(Native.runtime, SEGMENT.toLong())
+        // Allocated at the first chunk: a stdin that is only ever closed costs no native memory.
+        val buffer by lazy { Memory.allocateDirect(Native.runtime, SEGMENT.toLong()) }
         try {
             for (chunk in channel) {
                 var offset = 0

@@ -17,6 +17,10 @@ internal class Epoll(private val capacity: Int = 128) {
     private val dataOffset = if (eventSize == 12L) 4L else 8L
     private val events: Pointer = Memory.allocateDirect(Native.runtime, eventSize * capacity, true)
     private val scratch: Pointer = Memory.allocateDirect(Native.runtime, 8L, true)
+    private val wakeValue: Pointer = Memory.allocateDirect(Native.runtime, 8L, true).apply { putLong(0, 1L) }
+
+    /** One `struct epoll_event` per calling thread, so re-arming a pipe allocates nothing. */
+    private val scratchEvent = ThreadLocal.withInitial { Memory.allocateDirect(Native.runtime, 16L, true) }
 
     init {
         ctl(Linux.EPOLL_CTL_ADD, wakeFd, Linux.EPOLLIN, WAKE_TOKEN)
@@ -32,7 +36,7 @@ internal class Epoll(private val capacity: Int = 128) {
     }
 
     private fun ctl(op: Int, target: Int, interest: Int, token: Long) {
-        val event = Memory.allocateDirect(Native.runtime, eventSize, true)
+        val event = scratchEvent.get()
         event.putInt(0, interest)
         event.putLong(dataOffset, token)
         check(libc.epoll_ctl(fd, op, target, event)) { "epoll_ctl fd $target" }
@@ -40,9 +44,7 @@ internal class Epoll(private val capacity: Int = 128) {
 
     /** Makes the current or next [wait] return at once. */
     fun wake() {
-        val one = Memory.allocateDirect(Native.runtime, 8L, true)
-        one.putLong(0, 1L)
-        libc.write(wakeFd, one, 8)
+        libc.write(wakeFd, wakeValue, 8)
     }
 
     /**

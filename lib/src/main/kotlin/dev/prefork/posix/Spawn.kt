@@ -30,15 +30,28 @@ internal object Spawn {
 
     @Volatile private var closeFromAvailable = true
 
+    /** The last environment block, reused while callers pass the very same list (the inherited environment). */
+    @Volatile private var lastEnvironment: Pair<List<String>, StringArray>? = null
+
+    /** posix_spawn's structs, initialised and destroyed around each call; one set per thread. */
+    private class Structs {
+        val actions: Pointer = Memory.allocateDirect(Native.runtime, FILE_ACTIONS_SIZE)
+        val attr: Pointer = Memory.allocateDirect(Native.runtime, ATTR_SIZE)
+        val sigs: Pointer = Memory.allocateDirect(Native.runtime, SIGSET_SIZE)
+    }
+
+    private val scratchStructs = ThreadLocal.withInitial { Structs() }
+
     /** Starts [argv] and returns the child's pid; throws [ErrnoException] naming the program. */
     fun spawn(argv: List<String>, env: List<String>, cwd: String?, fdMap: IntArray): Int {
         require(argv.isNotEmpty()) { "argv is empty" }
-        val runtime = Native.runtime
-        val actions = Memory.allocateDirect(runtime, FILE_ACTIONS_SIZE)
-        val attr = Memory.allocateDirect(runtime, ATTR_SIZE)
-        val sigs = Memory.allocateDirect(runtime, SIGSET_SIZE)
+        val scratch = scratchStructs.get()
+        val actions = scratch.actions
+        val attr = scratch.attr
+        val sigs = scratch.sigs
         val argvBlock = StringArray(argv)
-        val envBlock = StringArray(env)
+        val cached = lastEnvironment
+        val envBlock = if (cached != null && cached.first === env) cached.second else StringArray(env).also { lastEnvironment = env to it }
         val moved = moveClashingSources(fdMap)
         check(libc.posix_spawn_file_actions_init(actions) == 0) { "posix_spawn_file_actions_init failed" }
         try {

@@ -26,6 +26,7 @@ internal class WaitResult(
 
 internal object Wait {
     private const val RUSAGE_SIZE = 144L
+    private val scratchUsage = ThreadLocal.withInitial { Memory.allocateDirect(Native.runtime, RUSAGE_SIZE, true) }
 
     /**
      * Reaps [pid] if it has exited (`WNOHANG`), or returns null while it runs. Only ever our
@@ -34,7 +35,7 @@ internal object Wait {
     fun reap(pid: Int): WaitResult? {
         require(pid > 0) { "pid <= 0: $pid" }
         val status = IntByReference()
-        val usage = Memory.allocateDirect(Native.runtime, RUSAGE_SIZE, true)
+        val usage = scratchUsage.get()
         while (true) {
             val result = libc.wait4(pid, status, Linux.WNOHANG, usage)
             if (result == 0) return null

@@ -1,0 +1,39 @@
+package dev.prefork
+
+import kotlinx.coroutines.runBlocking
+import java.io.IOException
+import java.nio.channels.ServerSocketChannel
+import java.util.OptionalInt
+
+/**
+ * The blocking facade for Java: the same operations as the top-level functions of
+ * `Processes.kt`, without coroutines. `Prefork.forkProcesses(3, 3)` blocks the calling thread
+ * for the whole life of the supervisor (and returns at once in a worker).
+ */
+public object Prefork {
+    @JvmStatic
+    public fun cpuCount(): Int = dev.prefork.cpuCount()
+
+    @JvmStatic
+    public fun taskId(): OptionalInt = dev.prefork.taskId()?.let { OptionalInt.of(it) } ?: OptionalInt.empty()
+
+    @JvmStatic
+    @JvmOverloads
+    @Throws(IOException::class, TooManyRestartsException::class, InterruptedException::class)
+    public fun forkProcesses(numProcesses: Int = 0, maxRestarts: Int = 100): Int =
+        runBlocking { dev.prefork.forkProcesses(numProcesses, maxRestarts) }
+
+    @JvmStatic
+    @Throws(IOException::class, TooManyRestartsException::class, InterruptedException::class)
+    public fun forkProcesses(options: ForkOptions): Int = runBlocking { dev.prefork.forkProcesses(options) }
+
+    @JvmStatic
+    @JvmOverloads
+    @Throws(IOException::class)
+    public fun bindSockets(
+        port: Int,
+        address: String? = null,
+        backlog: Int = 128,
+        reusePort: Boolean = false,
+    ): List<ServerSocketChannel> = dev.prefork.bindSockets(port, address, backlog, reusePort)
+}

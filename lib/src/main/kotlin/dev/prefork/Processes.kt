@@ -1,0 +1,78 @@
+@file:JvmName("Processes")
+
+package dev.prefork
+
+import dev.prefork.supervisor.Sockets
+import dev.prefork.supervisor.Supervisor
+import dev.prefork.supervisor.WorkerCommand
+import dev.prefork.supervisor.WorkerRuntime
+import java.io.IOException
+import java.nio.channels.ServerSocketChannel
+import java.util.concurrent.atomic.AtomicBoolean
+
+/**
+ * The processors this process may use: the JDK's count, which honours CPU affinity
+ * (`taskset`, cpusets) and cgroup CPU quotas, so a container limited to 2 CPUs gets 2.
+ */
+public fun cpuCount(): Int = Runtime.getRuntime().availableProcessors()
+
+/** This worker's task id, in `0 until n`; null unless this process is a worker started by [forkProcesses]. */
+public fun taskId(): Int? = WorkerRuntime.taskId
+
+private val forked = AtomicBoolean()
+
+/**
+ * Tornado's `fork_processes`: runs [numProcesses] copies of this program ([cpuCount] if 0 or
+ * less) and returns the task id in each of them. See [forkProcesses] with [ForkOptions].
+ */
+@Throws(IOException::class, TooManyRestartsException::class)
+public suspend fun forkProcesses(numProcesses: Int = 0, maxRestarts: Int = 100): Int =
+    forkProcesses(ForkOptions.builder().numProcesses(numProcesses).maxRestarts(maxRestarts).build())
+
+/**
+ * Starts the workers and supervises them; in a worker, returns its task id at once.
+ *
+ * The JVM cannot fork, so each worker is a new JVM started with this one's command line (or
+ * [ForkOptions.workerCommand]) that runs `main` again from the top; its own call here returns
+ * its id. Sockets bound with [bindSockets] before this call are shared with every worker.
+ *
+ * In the supervisor this never returns normally: the process exits 0 once every worker exited
+ * with status 0, or after a graceful stop on SIGTERM/SIGINT. Workers that fail are restarted
+ * with the same id; past the restart budget the survivors are stopped gracefully and
+ * [TooManyRestartsException] is thrown.
+ *
+ * @throws IllegalStateException when called a second time in the same process.
+ * @throws IOException when a worker cannot be started (survivors are stopped first).
+ */
+@Throws(IOException::class, TooManyRestartsException::class)
+public suspend fun forkProcesses(options: ForkOptions): Int {
+    check(forked.compareAndSet(false, true)) { "forkProcesses was already called in this process" }
+    WorkerRuntime.taskId?.let { id ->
+        WorkerRuntime.start()
+        return id
+    }
+    val count = if (options.numProcesses <= 0) cpuCount() else options.numProcesses
+    val command = options.workerCommand ?: WorkerCommand.ofThisJvm()
+    Supervisor(options, count, command, Sockets.sealForFork()).run()
+}
+
+/**
+ * Tornado's `bind_sockets`: listening sockets on [port] (0: any free port) for each address
+ * [address] resolves to (all interfaces when null), with SO_REUSEADDR.
+ *
+ * Called before [forkProcesses], the sockets are bound here and handed to every worker, whose
+ * matching call (same order) returns the very same sockets: one accept queue for all workers.
+ * With [reusePort], each process binds a socket of its own with SO_REUSEPORT instead (on the
+ * port the supervisor got, when [port] is 0), and the kernel balances connections among them.
+ *
+ * @throws java.net.BindException naming address:port when it is in use or not permitted.
+ * @throws IllegalArgumentException for a port outside `0..65535` or a backlog below 1.
+ */
+@JvmOverloads
+@Throws(IOException::class)
+public fun bindSockets(
+    port: Int,
+    address: String? = null,
+    backlog: Int = 128,
+    reusePort: Boolean = false,
+): List<ServerSocketChannel> = Sockets.bind(port, address, backlog, reusePort)

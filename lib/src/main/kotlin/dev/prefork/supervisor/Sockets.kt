@@ -1,0 +1,98 @@
+package dev.prefork.supervisor
+
+import java.io.IOException
+import java.net.BindException
+import java.net.Inet6Address
+import java.net.InetAddress
+import java.net.InetSocketAddress
+import java.net.StandardSocketOptions
+import java.nio.channels.ServerSocketChannel
+
+/**
+ * `bindSockets` and the record that carries its results across the fork.
+ *
+ * In the supervisor, each call made before `forkProcesses` is remembered as a group; in a
+ * worker, the n-th call returns the n-th group of the supervisor instead of binding: the very
+ * same listening sockets (one accept queue for all workers), or for `reusePort` a socket of
+ * the worker's own on the supervisor's port.
+ */
+internal object Sockets {
+    /** The supervisor's groups, in call order; closed to new entries once the workers are started. */
+    private val groups = mutableListOf<Pair<List<ServerSocketChannel>, Boolean>>()
+    private var sealed = false
+    private var replayed = 0
+
+    @Synchronized
+    fun bind(port: Int, address: String?, backlog: Int, reusePort: Boolean): List<ServerSocketChannel> {
+        require(port in 0..65535) { "port out of range: $port" }
+        require(backlog > 0) { "backlog <= 0: $backlog" }
+        if (WorkerRuntime.taskId != null && replayed < WorkerRuntime.socketGroups.size) return replay(port, address, backlog)
+        val channels = bindFresh(port, address, backlog, reusePort)
+        if (WorkerRuntime.taskId == null && !sealed) groups += channels to reusePort
+        return channels
+    }
+
+    /** What the supervisor hands its workers; after this call, later binds stay the supervisor's own. */
+    @Synchronized
+    fun sealForFork(): List<Pair<List<ServerSocketChannel>, Boolean>> {
+        sealed = true
+        return groups.toList()
+    }
+
+    private fun replay(port: Int, address: String?, backlog: Int): List<ServerSocketChannel> {
+        val index = replayed++
+        val channels = when (val group = WorkerRuntime.socketGroups[index]) {
+            is WorkerEnvironment.Group.Shared -> group.sockets.map { (fd, v6) -> SocketHandoff.adopt(fd, v6) }
+            is WorkerEnvironment.Group.ReusePort -> bindFresh(group.port, address, backlog, reusePort = true)
+        }
+        val bound = (channels.first().localAddress as InetSocketAddress).port
+        if (port != 0 && port != bound) {
+            channels.forEach { it.close() }
+            throw IllegalStateException(
+                "bindSockets call #${index + 1} in worker ${WorkerRuntime.taskId} asked for port $port, but the " +
+                    "supervisor's call #${index + 1} bound port $bound: call bindSockets in the same order in every process",
+            )
+        }
+        if (replayed == WorkerRuntime.socketGroups.size) WorkerRuntime.ready()
+        return channels
+    }
+
+    /**
+     * Binds one socket per address [address] resolves to (all interfaces when null), as Tornado
+     * does; with port 0 the later sockets take the port the first was given.
+     */
+    private fun bindFresh(port: Int, address: String?, backlog: Int, reusePort: Boolean): List<ServerSocketChannel> {
+        val addresses: List<InetAddress?> = if (address == null) {
+            listOf(null)
+        } else {
+            try {
+                InetAddress.getAllByName(address).distinct()
+            } catch (e: java.net.UnknownHostException) {
+                throw java.net.UnknownHostException("bindSockets: cannot resolve \"$address\": ${e.message}")
+            }
+        }
+        val bound = mutableListOf<ServerSocketChannel>()
+        var nextPort = port
+        try {
+            for (inet in addresses) {
+                val target = if (inet == null) InetSocketAddress(nextPort) else InetSocketAddress(inet, nextPort)
+                val channel = ServerSocketChannel.open()
+                bound += channel
+                channel.setOption(StandardSocketOptions.SO_REUSEADDR, true)
+                if (reusePort) channel.setOption(StandardSocketOptions.SO_REUSEPORT, true)
+                try {
+                    channel.bind(target, backlog)
+                } catch (e: IOException) {
+                    val where = "${inet?.hostAddress?.let { if (inet is Inet6Address) "[$it]" else it } ?: "*"}:$nextPort"
+                    throw (if (e is BindException) BindException("${e.message}: $where") else IOException("bind $where: ${e.message}"))
+                        .apply { initCause(e) }
+                }
+                nextPort = (channel.localAddress as InetSocketAddress).port
+            }
+            return bound
+        } catch (e: Exception) {
+            bound.forEach { it.close() }
+            throw e
+        }
+    }
+}

@@ -1,0 +1,249 @@
+package dev.prefork.supervisor
+
+import dev.prefork.ExitStatus
+import dev.prefork.ForkOptions
+import dev.prefork.Subprocess
+import dev.prefork.TooManyRestartsException
+import dev.prefork.WORKER_VARIABLE_PREFIX
+import dev.prefork.WorkerEvent
+import dev.prefork.posix.Fds
+import io.github.oshai.kotlinlogging.KotlinLogging
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.ExperimentalCoroutinesApi
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.cancelChildren
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeoutOrNull
+import sun.misc.Signal
+import java.io.EOFException
+import java.nio.channels.ServerSocketChannel
+import kotlin.system.exitProcess
+
+private val logger = KotlinLogging.logger {}
+
+/**
+ * The supervisor side of `forkProcesses`: starts the workers, restarts the ones that fail as
+ * [RestartPolicy] decides, and handles SIGTERM/SIGINT (graceful stop) and SIGHUP (rolling
+ * restart). All of its state lives on one coroutine at a time (a dispatcher limited to one
+ * thread), so the event loop, the rolling restart and the timers never race.
+ *
+ * Every worker holds the read end of one pipe whose write end only this process has: when the
+ * supervisor dies, even by SIGKILL, each worker reads end-of-file and exits.
+ */
+internal class Supervisor(
+    private val options: ForkOptions,
+    private val count: Int,
+    private val command: List<String>,
+    socketGroups: List<Pair<List<ServerSocketChannel>, Boolean>>,
+) {
+    private val policy = RestartPolicy(
+        maxRestarts = options.maxRestarts,
+        restartWindowNanos = options.restartWindow?.toNanos(),
+        backoffInitialNanos = options.backoffInitial.toNanos(),
+        backoffMaxNanos = options.backoffMax.toNanos(),
+    )
+    private val events = Channel<Event>(Channel.UNLIMITED)
+    private val current = HashMap<Int, Worker>()
+    private val leaving = HashSet<Worker>()
+    private var stopping = false
+    private var rolling: Job? = null
+
+    /** The supervisor-alive pipe: workers get the read end as fd 3; this process keeps the write end until it dies. */
+    private val watchPipe = Fds.pipe()
+
+    /** Child fds from 5 up, in group order (fd 3: watch pipe, fd 4: ready pipe). */
+    private val passedSockets = socketGroups.filter { !it.second }.flatMap { it.first }.associateWith(SocketHandoff::fdOf)
+    private val parentSocketFds = passedSockets.values.map { it.fd }
+    private val encodedGroups: String = run {
+        var next = FIRST_SOCKET_FD
+        WorkerEnvironment.encode(
+            socketGroups.map { (channels, reusePort) ->
+                if (reusePort) {
+                    WorkerEnvironment.Group.ReusePort((channels.first().localAddress as java.net.InetSocketAddress).port)
+                } else {
+                    WorkerEnvironment.Group.Shared(channels.map { next++ to passedSockets.getValue(it).inet6 })
+                }
+            },
+        )
+    }
+    private val reusePortChannels = socketGroups.filter { it.second }.flatMap { it.first }
+
+    private class Worker(val id: Int, val process: Subprocess, val startedNanos: Long) {
+        val ready = CompletableDeferred<Unit>()
+        val pid: Long get() = process.pid
+    }
+
+    private sealed interface Event {
+        class Exited(val worker: Worker, val status: ExitStatus) : Event
+        class StartDue(val id: Int) : Event
+        class Signaled(val name: String) : Event
+    }
+
+    @OptIn(ExperimentalCoroutinesApi::class)
+    suspend fun run(): Nothing = withContext(Dispatchers.Default.limitedParallelism(1)) {
+        coroutineScope {
+            for (name in listOf("TERM", "INT", "HUP")) {
+                Signal.handle(Signal(name)) { events.trySend(Event.Signaled(name)) }
+            }
+            logger.info { "Starting $count processes" }
+            var state = policy.initial(count)
+            try {
+                for (id in 0 until count) start(id)
+                // With SO_REUSEPORT every worker has its own socket; the supervisor's would only steal connections.
+                reusePortChannels.forEach { it.close() }
+                for (event in events) {
+                    when (event) {
+                        is Event.Exited -> state = exited(event, state) ?: continue
+                        is Event.StartDue -> if (!stopping) start(event.id)
+                        is Event.Signaled -> when (event.name) {
+                            "HUP" -> if (rolling?.isActive != true) rolling = launch { rollingRestart() }
+                            else -> {
+                                logger.info { "SIG${event.name} received, stopping ${current.size} workers" }
+                                stopAll()
+                                exitProcess(0)
+                            }
+                        }
+                    }
+                    if (state.done) {
+                        coroutineContext.cancelChildren()
+                        exitProcess(0)
+                    }
+                }
+            } catch (e: Throwable) {
+                withContext(NonCancellable) { stopAll() }
+                throw e
+            }
+            error("unreachable: the supervisor's event channel never closes")
+        }
+    }
+
+    /** Applies the policy to one exit; null when the exit was of a worker already replaced. */
+    private suspend fun CoroutineScope.exited(event: Event.Exited, state: SupervisorState): SupervisorState? {
+        val worker = event.worker
+        val status = event.status
+        if (current[worker.id] !== worker) {
+            leaving -= worker
+            logger.info { "child ${worker.id} (pid ${worker.pid}) $status, replaced" }
+            options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
+            return null
+        }
+        current.remove(worker.id)
+        if (stopping) return null
+        val now = System.nanoTime()
+        val (decision, next) = policy.onExit(state, worker.id, status.returnCode == 0, now - worker.startedNanos, now)
+        val what = "child ${worker.id} (pid ${worker.pid})"
+        when (decision) {
+            is Decision.Restart -> {
+                val how = if (status.signal != null) "killed by signal ${status.signal}" else "exited with status ${status.exitCode}"
+                logger.warn { "$what $how, restarting" }
+                options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = true))
+                if (decision.delayNanos == 0L) {
+                    start(worker.id)
+                } else {
+                    launch {
+                        delay(decision.delayNanos / 1_000_000)
+                        events.send(Event.StartDue(worker.id))
+                    }
+                }
+            }
+            is Decision.Retire -> {
+                logger.info { "$what exited normally" }
+                options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
+            }
+            Decision.GiveUp -> {
+                logger.error { "$what $status; too many child restarts, giving up" }
+                options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
+                throw TooManyRestartsException()
+            }
+        }
+        return next
+    }
+
+    private fun CoroutineScope.start(id: Int) {
+        val environment = System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) } + mapOf(
+            WorkerEnvironment.TASK_ID to id.toString(),
+            WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
+            WorkerEnvironment.SOCKETS to encodedGroups,
+        )
+        val builder = Subprocess.builder(command).env(environment).passFd(watchPipe[0]).readPipe()
+        parentSocketFds.forEach { builder.passFd(it) }
+        val process = builder.startDetached()
+        val worker = Worker(id, process, System.nanoTime())
+        current[id] = worker
+        options.listener?.onEvent(WorkerEvent.Started(id, process.pid))
+        launch {
+            try {
+                process.extraReaders[0].readUntil(READY)
+                worker.ready.complete(Unit)
+            } catch (e: EOFException) {
+                // exited before it was ready: "ready" then means "settled"; the exit event tells the rest
+                worker.ready.complete(Unit)
+            }
+        }
+        launch {
+            process.waitForExit(raiseError = false)
+            events.send(Event.Exited(worker, process.exitStatus!!))
+        }
+    }
+
+    /**
+     * SIGHUP: replaces workers one at a time. The old worker gets SIGTERM only once its
+     * replacement said it is ready (adopted its sockets), so with the shared accept queue held
+     * open by this process no connection is ever refused.
+     */
+    private suspend fun CoroutineScope.rollingRestart() {
+        logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" }
+        for (id in current.keys.sorted()) {
+            if (stopping) return
+            val old = current[id] ?: continue
+            start(id)
+            val fresh = current.getValue(id)
+            leaving += old
+            withTimeoutOrNull(options.gracefulTimeout.toMillis()) { fresh.ready.await() }
+            if (fresh.process.returnCode != null) {
+                // The replacement died before it was ready: keep the old worker and stop rolling.
+                logger.error { "child $id: replacement (pid ${fresh.pid}) ${fresh.process.exitStatus}, keeping pid ${old.pid}" }
+                leaving -= old
+                current[id] = old
+                return
+            }
+            stop(listOf(old))
+        }
+        logger.info { "rolling restart done" }
+    }
+
+    private suspend fun stopAll() {
+        stopping = true
+        rolling?.cancel()
+        stop(current.values + leaving)
+    }
+
+    /** SIGTERM, [ForkOptions.gracefulTimeout] to exit, then SIGKILL; returns once all are reaped. */
+    private suspend fun stop(workers: Collection<Worker>) {
+        workers.forEach { it.process.terminate() }
+        val inTime = withTimeoutOrNull(options.gracefulTimeout.toMillis()) {
+            workers.forEach { it.process.waitForExit(raiseError = false) }
+        }
+        if (inTime == null) {
+            workers.filter { it.process.returnCode == null }.forEach {
+                logger.warn { "child ${it.id} (pid ${it.pid}) did not stop within ${options.gracefulTimeout}, killing it" }
+                it.process.kill()
+            }
+            workers.forEach { it.process.waitForExit(raiseError = false) }
+        }
+    }
+
+    private companion object {
+        const val WATCH_FD = 3
+        const val READY_FD = 4
+        const val FIRST_SOCKET_FD = 5
+        val READY = "ready\n".toByteArray()
+    }
+}

@@ -1,0 +1,77 @@
+package dev.prefork.supervisor
+
+import io.github.oshai.kotlinlogging.KotlinLogging
+import java.io.FileInputStream
+import java.io.FileOutputStream
+import java.io.IOException
+import kotlin.concurrent.thread
+
+private val logger = KotlinLogging.logger {}
+
+/**
+ * This JVM as a worker, when a supervisor started it (`PREFORK_TASK_ID` is set): its id, its
+ * inherited socket groups, and the two control pipes. Reading it costs a few environment
+ * lookups and no jnr, so a worker starts as fast as a plain JVM.
+ */
+internal object WorkerRuntime {
+    val taskId: Int? = System.getenv(WorkerEnvironment.TASK_ID)?.toIntOrNull()
+
+    val socketGroups: List<WorkerEnvironment.Group> =
+        if (taskId == null) emptyList() else WorkerEnvironment.decode(System.getenv(WorkerEnvironment.SOCKETS).orEmpty())
+
+    private val controlFds: List<Int> =
+        System.getenv(WorkerEnvironment.CONTROL_FDS)?.split(",")?.mapNotNull { it.toIntOrNull() }.orEmpty()
+
+    private var started = false
+    private var readySent = false
+
+    /** Called by forkProcesses in a worker: watch the supervisor, and say ready unless sockets are still to adopt. */
+    @Synchronized
+    fun start() {
+        if (started) return
+        started = true
+        controlFds.getOrNull(0)?.let(::watchSupervisor)
+        if (socketGroups.isEmpty()) ready()
+    }
+
+    /** Tells the supervisor this worker is up (used by rolling restarts); once. */
+    @Synchronized
+    fun ready() {
+        if (readySent) return
+        readySent = true
+        val fd = controlFds.getOrNull(1) ?: return
+        try {
+            FileOutputStream("/proc/self/fd/$fd").use { it.write(READY) }
+        } catch (e: IOException) {
+            logger.warn(e) { "worker $taskId could not report ready on fd $fd" }
+        }
+    }
+
+    /**
+     * Exits when the supervisor dies, however it dies: the supervisor holds the only write
+     * end of [fd]'s pipe, so the kernel closes it with the supervisor and this read returns -1.
+     */
+    private fun watchSupervisor(fd: Int) {
+        val input = try {
+            FileInputStream("/proc/self/fd/$fd")
+        } catch (e: IOException) {
+            logger.warn(e) { "worker $taskId cannot watch its supervisor on fd $fd" }
+            return
+        }
+        thread(name = "prefork-supervisor-watch", isDaemon = true) {
+            try {
+                while (input.read() >= 0) { /* the supervisor never writes; only end-of-file matters */ }
+            } catch (e: IOException) {
+                // treated as end-of-file
+            }
+            logger.warn { "worker $taskId: supervisor is gone, exiting" }
+            thread(name = "prefork-orphan-exit") { System.exit(ORPHAN_EXIT) }
+            Thread.sleep(HALT_AFTER_MILLIS)
+            Runtime.getRuntime().halt(ORPHAN_EXIT)
+        }
+    }
+
+    private val READY = "ready\n".toByteArray()
+    private const val ORPHAN_EXIT = 1
+    private const val HALT_AFTER_MILLIS = 500L
+}

@@ -1,0 +1,88 @@
+package dev.prefork
+
+import java.nio.file.Path
+import java.util.concurrent.LinkedBlockingQueue
+import java.util.concurrent.TimeUnit
+import kotlin.concurrent.thread
+
+/**
+ * A fixture `main` running in a fresh JVM (never this test JVM), its output collected line by
+ * line. [close] kills it and every process it started, pass or fail.
+ */
+class FixtureJvm(
+    mainClass: String,
+    args: List<String>,
+    jvmFlags: List<String> = emptyList(),
+    jar: Path? = null,
+    logLevel: String = "info",
+) : AutoCloseable {
+    val command: List<String> = buildList {
+        add(Path.of(System.getProperty("java.home"), "bin", "java").toString())
+        addAll(System.getProperty("prefork.test.nativeFlags", "--enable-native-access=ALL-UNNAMED").split(" ").filter { it.isNotBlank() })
+        add("-Dorg.slf4j.simpleLogger.defaultLogLevel=$logLevel")
+        add("-Dkotlin-logging.logStartupMessage=false")
+        add("-Xshare:auto")
+        addAll(jvmFlags)
+        if (jar != null) {
+            add("-jar")
+            add(jar.toString())
+        } else {
+            add("-cp")
+            add(System.getProperty("java.class.path"))
+            add(mainClass)
+        }
+        addAll(args)
+    }
+    val process: Process = ProcessBuilder(command).start()
+    val pid: Long get() = process.pid()
+    private val lines = LinkedBlockingQueue<String>()
+    private val stdout = StringBuffer()
+    private val stderr = StringBuffer()
+    private val readers = listOf(
+        thread(isDaemon = true) {
+            process.inputStream.bufferedReader().forEachLine {
+                stdout.append(it).append('\n')
+                lines.put(it)
+            }
+        },
+        thread(isDaemon = true) { process.errorStream.bufferedReader().forEachLine { stderr.append(it).append('\n') } },
+    )
+
+    /** The next stdout line matching [regex], waiting at most [seconds]. */
+    fun awaitLine(regex: Regex, seconds: Long = 30): MatchResult {
+        val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds)
+        while (true) {
+            val left = deadline - System.nanoTime()
+            val line = lines.poll(maxOf(left, 0), TimeUnit.NANOSECONDS)
+                ?: throw AssertionError("no line matching $regex within ${seconds}s; stdout:\n$stdout\nstderr:\n$stderr")
+            regex.find(line)?.let { return it }
+        }
+    }
+
+    /** The exit code, waiting at most [seconds]; fails (and the fixture is killed on close) if it does not exit. */
+    fun exitCode(seconds: Long = 60): Int {
+        if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
+            throw AssertionError("fixture did not exit within ${seconds}s; stdout:\n$stdout\nstderr:\n$stderr")
+        }
+        readers.forEach { it.join(5_000) }
+        return process.exitValue()
+    }
+
+    fun stdout(): String = stdout.toString()
+    fun stderr(): String = stderr.toString()
+
+    fun signal(signal: Int) {
+        Runtime.getRuntime().exec(arrayOf("kill", "-$signal", pid.toString())).waitFor()
+    }
+
+    override fun close() {
+        val all = process.descendants().toList() + process.toHandle()
+        all.forEach { it.destroyForcibly() }
+        all.forEach { it.onExit().get(10, TimeUnit.SECONDS) }
+    }
+}
+
+/** Sends [signal] to [pid] with kill(1). */
+fun kill(pid: Long, signal: Int) {
+    Runtime.getRuntime().exec(arrayOf("kill", "-$signal", pid.toString())).waitFor()
+}

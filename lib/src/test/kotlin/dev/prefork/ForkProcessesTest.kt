@@ -1,0 +1,205 @@
+package dev.prefork
+
+import dev.prefork.fixtures.get
+import io.kotest.assertions.nondeterministic.eventually
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.collections.shouldContain
+import io.kotest.matchers.collections.shouldHaveSize
+import io.kotest.matchers.ints.shouldBeLessThanOrEqual
+import io.kotest.matchers.shouldBe
+import io.kotest.matchers.shouldNotBe
+import io.kotest.matchers.string.shouldContain
+import io.kotest.matchers.string.shouldNotContain
+import java.io.IOException
+import java.nio.file.Files
+import java.util.concurrent.Executors
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicBoolean
+import java.util.concurrent.atomic.AtomicInteger
+import java.util.jar.Attributes
+import java.util.jar.JarOutputStream
+import java.util.jar.Manifest
+import kotlin.time.Duration.Companion.seconds
+
+private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
+
+class ForkProcessesTest : FunSpec({
+    fun fixture(vararg args: String, jar: java.nio.file.Path? = null) = FixtureJvm(FIXTURE, args.toList(), jar = jar)
+
+    test("Tornado's test_multi_process: restarts on status 2, 3 and 4, none on 0, supervisor exits 0") {
+        fixture("multi").use { f ->
+            f.exitCode(120) shouldBe 0
+            val log = f.stderr()
+            log shouldContain "Starting 3 processes"
+            log shouldContain Regex("child [01] \\(pid \\d+\\) exited with status 2, restarting")
+            log shouldContain Regex("child [01] \\(pid \\d+\\) exited with status 3, restarting")
+            log shouldContain Regex("child [01] \\(pid \\d+\\) exited with status 4, restarting")
+            Regex("child \\d \\(pid \\d+\\) exited normally").findAll(log).count() shouldBe 3
+            f.stdout() shouldContain "client done"
+            log shouldNotContain "WARNING"
+        }
+    }
+
+    test("kill -9 of the supervisor leaves no worker behind") {
+        fixture("idle", "2").use { f ->
+            val pids = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }
+            pids.forEach { ProcFs.alive(it) shouldBe true }
+            f.process.destroyForcibly()
+            eventually(3.seconds) {
+                pids.forEach { ProcFs.alive(it) shouldBe false }
+            }
+        }
+    }
+
+    test("a crash loop gives up with a non-zero exit, stopping the survivors first") {
+        fixture("crash", "2", "2").use { f ->
+            f.exitCode(60) shouldNotBe 0
+            f.stderr() shouldContain "Too many child restarts, giving up"
+            val pids = Regex("worker \\d pid (\\d+)").findAll(f.stdout()).map { it.groupValues[1].toLong() }.toList()
+            pids.size shouldBe 4 // worker 1 once, worker 0 three times (two restarts)
+            pids.forEach { ProcFs.alive(it) shouldBe false }
+        }
+    }
+
+    test("SIGTERM stops gracefully; a worker that ignores it is killed after gracefulTimeout") {
+        fixture("serve", "2", "ignore-term", "500").use { f ->
+            val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
+            val pids = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }
+            pids shouldContain get(port, "/").toLong()
+            f.signal(15)
+            f.exitCode(30) shouldBe 0
+            f.stderr() shouldContain "did not stop within PT0.5S, killing it"
+            pids.forEach { ProcFs.alive(it) shouldBe false }
+        }
+    }
+
+    test("SIGHUP replaces workers one at a time without a failed request") {
+        fixture("serve", "2").use { f ->
+            val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
+            val before = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }.toSet()
+            val failures = AtomicInteger()
+            val served = AtomicInteger()
+            val stop = AtomicBoolean()
+            val pool = Executors.newFixedThreadPool(4)
+            repeat(4) {
+                pool.execute {
+                    while (!stop.get()) {
+                        try {
+                            get(port, "/")
+                            served.incrementAndGet()
+                        } catch (e: IOException) {
+                            failures.incrementAndGet()
+                        }
+                    }
+                }
+            }
+            try {
+                Thread.sleep(300)
+                f.signal(1)
+                val after = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }.toSet()
+                eventually(20.seconds) { f.stderr() shouldContain "rolling restart done" }
+                Thread.sleep(300)
+                (after intersect before) shouldBe emptySet()
+                before.forEach { ProcFs.alive(it) shouldBe false }
+            } finally {
+                stop.set(true)
+                pool.shutdown()
+                pool.awaitTermination(20, TimeUnit.SECONDS)
+            }
+            failures.get() shouldBe 0
+            served.get() shouldNotBe 0
+        }
+    }
+
+    test("a worker killed -9 under load costs only the requests it had accepted") {
+        fixture("serve", "2").use { f ->
+            val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
+            val pids = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }
+            val failures = AtomicInteger()
+            val served = AtomicInteger()
+            val stop = AtomicBoolean()
+            val clients = 4
+            val pool = Executors.newFixedThreadPool(clients)
+            repeat(clients) {
+                pool.execute {
+                    while (!stop.get()) {
+                        try {
+                            get(port, "/")
+                            served.incrementAndGet()
+                        } catch (e: IOException) {
+                            failures.incrementAndGet()
+                        }
+                    }
+                }
+            }
+            try {
+                Thread.sleep(300)
+                kill(pids[0], 9)
+                f.awaitLine(Regex("worker 0 pid (\\d+)")) // the replacement
+                Thread.sleep(500)
+            } finally {
+                stop.set(true)
+                pool.shutdown()
+                pool.awaitTermination(20, TimeUnit.SECONDS)
+            }
+            // A single-threaded worker holds at most one accepted connection; the rest wait in the shared queue.
+            failures.get() shouldBeLessThanOrEqual 1
+            served.get() shouldNotBe 0
+            f.stderr() shouldContain Regex("child 0 \\(pid ${pids[0]}\\) killed by signal 9, restarting")
+        }
+    }
+
+    test("sockets bound before the fork reach every worker, any number of them, in order; reusePort binds per worker") {
+        fixture("sockets").use { f ->
+            val lines = (0 until 2).map { f.awaitLine(Regex("worker (\\d) sockets (\\S+) (\\S+) (\\S+) twice: (.*)")) }
+            lines.map { it.groupValues[2] }.toSet() shouldHaveSize 1 // same address and port in both workers
+            lines.map { it.groupValues[3] }.toSet() shouldHaveSize 1
+            lines.map { it.groupValues[4] }.toSet() shouldHaveSize 1
+            lines.forEach { it.groupValues[5] shouldBe "forkProcesses was already called in this process" }
+            val port = lines[0].groupValues[2].substringAfterLast(':').toInt()
+            val reusePort = lines[0].groupValues[4].substringAfterLast(':').toInt()
+            val ids = (0 until 40).map { get(port, "/id").split(" ")[0] }.toSet()
+            ids shouldBe setOf("0", "1")
+            (0 until 10).forEach { get(reusePort, "/id") }
+            f.stderr() shouldNotContain "WARNING"
+        }
+    }
+
+    test("re-execution keeps empty and spaced arguments, from -cp and from -jar") {
+        fixture("args", "", "a b", "c").use { f ->
+            f.awaitLine(Regex("worker 0 args (.*)")).groupValues[1] shouldBe "<>|<a b>|<c>"
+            f.exitCode() shouldBe 0
+        }
+        val jar = Files.createTempFile("prefork-fixture", ".jar")
+        try {
+            val manifest = Manifest().apply {
+                mainAttributes[Attributes.Name.MANIFEST_VERSION] = "1.0"
+                mainAttributes[Attributes.Name.MAIN_CLASS] = FIXTURE
+                mainAttributes[Attributes.Name.CLASS_PATH] = classPathOfThisJvm().joinToString(" ") { it.toUri().toString() }
+            }
+            JarOutputStream(Files.newOutputStream(jar), manifest).close()
+            fixture("args", "", "x", jar = jar).use { f ->
+                f.awaitLine(Regex("worker 0 args (.*)")).groupValues[1] shouldBe "<>|<x>"
+                f.exitCode() shouldBe 0
+            }
+        } finally {
+            Files.delete(jar)
+        }
+    }
+})
+
+/** This JVM's class path, expanded from Surefire's manifest-only jar when it uses one. */
+private fun classPathOfThisJvm(): List<java.nio.file.Path> =
+    System.getProperty("java.class.path").split(java.io.File.pathSeparator).flatMap { entry ->
+        val path = java.nio.file.Path.of(entry)
+        val manifestPath = if (entry.endsWith(".jar")) {
+            java.util.jar.JarFile(entry).use { it.manifest?.mainAttributes?.getValue(Attributes.Name.CLASS_PATH) }
+        } else {
+            null
+        }
+        if (manifestPath == null) {
+            listOf(path)
+        } else {
+            listOf(path) + manifestPath.split(" ").filter { it.isNotBlank() }.map { java.nio.file.Path.of(java.net.URI(it)) }
+        }
+    }
