@@ -1,2 +1,51 @@
 package dev.prefork.bench
-fun main() {}
+
+import kotlin.system.exitProcess
+
+/** One benchmark: [run] prints its own results, ending with a RATIO line against a reference measured in the same run. */
+internal interface Benchmark {
+    val name: String
+    val summary: String
+    fun run(settings: Settings)
+}
+
+/** Knobs, as system properties, so a quick check can use fewer rounds without a rebuild. */
+internal class Settings(
+    val warmups: Int = Integer.getInteger("bench.warmups", 2),
+    val rounds: Int = Integer.getInteger("bench.rounds", 7),
+    val spawns: Int = Integer.getInteger("bench.spawns", 500),
+    val pipeBytes: Long = java.lang.Long.getLong("bench.pipeBytes", 1L shl 30),
+    val children: Int = Integer.getInteger("bench.children", 300),
+) {
+    fun rounds(): Rounds = Rounds(warmups, rounds)
+
+    override fun toString(): String =
+        "warmups=$warmups rounds=$rounds spawns=$spawns pipeBytes=$pipeBytes children=$children"
+}
+
+private val benchmarks: List<Benchmark> = listOf(SpawnBenchmark, PipeBenchmark, ThreadsBenchmark)
+
+/** Runs every benchmark, or those named on the command line, in the order given. */
+fun main(args: Array<String>) {
+    // The banner would land in the middle of the first benchmark's output.
+    System.setProperty("kotlin-logging.logStartupMessage", "false")
+    val byName = benchmarks.associateBy { it.name }
+    val unknown = args.filter { it !in byName }
+    if (unknown.isNotEmpty()) {
+        System.err.println("unknown benchmark: ${unknown.joinToString()}")
+        System.err.println("usage: java --enable-native-access=ALL-UNNAMED -jar prefork-bench.jar [${byName.keys.joinToString("|")}]...")
+        benchmarks.forEach { System.err.println("  %-8s %s".format(it.name, it.summary)) }
+        exitProcess(2)
+    }
+    val chosen = if (args.isEmpty()) benchmarks else args.map(byName::getValue)
+    val settings = Settings()
+    println(
+        "prefork-bench: java ${System.getProperty("java.version")} (${System.getProperty("java.vm.name")}), " +
+            "${Runtime.getRuntime().availableProcessors()} cpus, $settings",
+    )
+    for (benchmark in chosen) {
+        println()
+        println("== ${benchmark.name}: ${benchmark.summary}")
+        benchmark.run(settings)
+    }
+}
