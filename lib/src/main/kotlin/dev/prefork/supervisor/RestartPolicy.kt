@@ -22,7 +22,7 @@ internal sealed interface Decision {
  * @property retired ids that exited cleanly.
  * @property restarts restarts decided over the supervisor's lifetime.
  * @property restartTimes when the restarts still inside the window were decided (empty without a window).
- * @property consecutiveFailures per id, abnormal exits since it last counted as healthy; absent means 0.
+ * @property consecutiveFailures per alive id, abnormal exits since it last counted as healthy; absent: 0.
  */
 internal data class SupervisorState(
     val alive: Set<Int>,
@@ -97,14 +97,15 @@ internal data class RestartPolicy(
         require(id in state.alive) { "worker $id is not alive: ${state.alive}" }
         require(ranForNanos >= 0) { "ranForNanos < 0: $ranForNanos" }
         val alive = state.alive - id
+        val failures = state.consecutiveFailures - id
 
-        if (state.gaveUp) return Decision.GiveUp to state.copy(alive = alive)
+        if (state.gaveUp) return Decision.GiveUp to state.copy(alive = alive, consecutiveFailures = failures)
 
         if (clean) {
             return Decision.Retire(id) to state.copy(
                 alive = alive,
                 retired = state.retired + id,
-                consecutiveFailures = state.consecutiveFailures - id,
+                consecutiveFailures = failures,
             )
         }
 
@@ -113,12 +114,14 @@ internal data class RestartPolicy(
             else -> state.restartTimes.filter { nowNanos - it < restartWindowNanos }
         }
         val spent = if (restartWindowNanos == null) state.restarts else recent.size
-        if (spent >= maxRestarts) return Decision.GiveUp to state.copy(gaveUp = true)
+        if (spent >= maxRestarts) {
+            return Decision.GiveUp to state.copy(alive = alive, consecutiveFailures = failures, gaveUp = true)
+        }
 
         val k = if (ranForNanos >= backoffMaxNanos) 1 else (state.consecutiveFailures[id] ?: 0) + 1
         return Decision.Restart(id, backoffDelayNanos(k)) to state.copy(
             restarts = state.restarts + 1,
-            restartTimes = if (restartWindowNanos == null) recent else recent + nowNanos,
+            restartTimes = if (restartWindowNanos == null) emptyList() else recent + nowNanos,
             consecutiveFailures = state.consecutiveFailures + (id to k),
         )
     }

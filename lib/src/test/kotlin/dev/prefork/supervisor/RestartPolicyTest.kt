@@ -1,0 +1,318 @@
+package dev.prefork.supervisor
+
+import dev.prefork.supervisor.Decision.GiveUp
+import dev.prefork.supervisor.Decision.Restart
+import dev.prefork.supervisor.Decision.Retire
+import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.assertions.withClue
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.booleans.shouldBeTrue
+import io.kotest.matchers.collections.shouldNotContain
+import io.kotest.matchers.ints.shouldBeLessThanOrEqual
+import io.kotest.matchers.longs.shouldBeLessThanOrEqual
+import io.kotest.matchers.shouldBe
+import io.kotest.matchers.types.shouldBeInstanceOf
+import io.kotest.property.Arb
+import io.kotest.property.arbitrary.arbitrary
+import io.kotest.property.arbitrary.boolean
+import io.kotest.property.arbitrary.int
+import io.kotest.property.arbitrary.list
+import io.kotest.property.arbitrary.long
+import io.kotest.property.checkAll
+import java.math.BigInteger
+import kotlin.random.Random
+
+/** One exit fed to the policy; [pick] chooses among the live ids, [dt] advances the clock. */
+private data class Exit(val pick: Int, val clean: Boolean, val ranFor: Long, val dt: Long)
+
+private data class Scenario(val policy: RestartPolicy, val n: Int, val start: Long, val exits: List<Exit>)
+
+private data class Step(
+    val before: SupervisorState,
+    val id: Int,
+    val clean: Boolean,
+    val ranFor: Long,
+    val now: Long,
+    val decision: Decision,
+    val after: SupervisorState,
+)
+
+private val policies: Arb<RestartPolicy> = arbitrary {
+    val backoff = Arb.boolean().bind()
+    val initial = if (backoff) Arb.long(1L..100L).bind() else 0L
+    RestartPolicy(
+        maxRestarts = Arb.int(0..8).bind(),
+        restartWindowNanos = when (Arb.int(0..2).bind()) {
+            0 -> null
+            1 -> Arb.long(1L..20L).bind() // short, so exits land on its edge
+            else -> Arb.long(1L..2_000L).bind()
+        },
+        backoffInitialNanos = initial,
+        backoffMaxNanos = if (backoff) initial + Arb.long(0L..5_000L).bind() else 0L,
+    )
+}
+
+private val scenarios: Arb<Scenario> = arbitrary {
+    val policy = policies.bind()
+    val max = policy.backoffMaxNanos
+    val exits = Arb.list(
+        arbitrary {
+            val ranFor = when (Arb.int(0..3).bind()) {
+                0 -> max // exactly healthy
+                1 -> (max - 1).coerceAtLeast(0) // just short of healthy
+                else -> Arb.long(0L..2 * max + 10).bind()
+            }
+            val dt = when (Arb.int(0..2).bind()) {
+                0 -> 0L
+                1 -> Arb.long(0L..5L).bind()
+                else -> Arb.long(0L..300L).bind()
+            }
+            // Mostly failures, so budgets and backoff get exercised.
+            Exit(Arb.int(0..1_000).bind(), Arb.int(0..3).bind() == 0, ranFor, dt)
+        },
+        0..80,
+    ).bind()
+    // Any start, near Long.MAX_VALUE too: nanoTime values wrap and are compared by difference.
+    Scenario(policy, Arb.int(1..5).bind(), Arb.long().bind(), exits)
+}
+
+private fun Scenario.run(): List<Step> {
+    var state = policy.initial(n)
+    var now = start
+    val steps = mutableListOf<Step>()
+    for (e in exits) {
+        if (state.alive.isEmpty()) break
+        val id = state.alive.sorted()[e.pick % state.alive.size]
+        now += e.dt
+        val (decision, next) = policy.onExit(state, id, e.clean, e.ranFor, now)
+        steps += Step(state, id, e.clean, e.ranFor, now, decision, next)
+        state = next
+    }
+    return steps
+}
+
+private fun expectedDelay(policy: RestartPolicy, k: Int): Long =
+    BigInteger.valueOf(policy.backoffInitialNanos).shiftLeft(k - 1)
+        .min(BigInteger.valueOf(policy.backoffMaxNanos)).toLong()
+
+class RestartPolicyTest : FunSpec({
+    val tornado = RestartPolicy(maxRestarts = 3)
+
+    test("Tornado's test_multi_process: exits 2, 3, 0, 4, 0, 0 with n = 3, maxRestarts = 3") {
+        var s = tornado.initial(3)
+        fun exit(id: Int, status: Int): Decision {
+            val (d, next) = tornado.onExit(s, id, clean = status == 0, ranForNanos = 1_000, nowNanos = 0)
+            s = next
+            return d
+        }
+        exit(0, 2) shouldBe Restart(0, 0)
+        exit(1, 3) shouldBe Restart(1, 0)
+        exit(0, 0) shouldBe Retire(0)
+        exit(1, 4) shouldBe Restart(1, 0) // the third restart, still within budget
+        s.done shouldBe false
+        exit(1, 0) shouldBe Retire(1)
+        exit(2, 0) shouldBe Retire(2)
+        s.done shouldBe true
+        s.retired shouldBe setOf(0, 1, 2)
+        s.restarts shouldBe 3
+    }
+
+    test("Tornado: the maxRestarts + 1-th restart gives up, and nothing is restarted after") {
+        var s = tornado.initial(3)
+        repeat(3) { i ->
+            val (d, next) = tornado.onExit(s, i % 3, clean = false, ranForNanos = 0, nowNanos = i.toLong())
+            d shouldBe Restart(i % 3, 0)
+            s = next
+        }
+        val (d, next) = tornado.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = 10)
+        d shouldBe GiveUp
+        next.gaveUp shouldBe true
+        next.alive shouldBe setOf(1, 2)
+        // The survivors being stopped: neither restarted nor retired.
+        val (d1, s1) = tornado.onExit(next, 1, clean = false, ranForNanos = 0, nowNanos = 11)
+        d1 shouldBe GiveUp
+        val (d2, s2) = tornado.onExit(s1, 2, clean = true, ranForNanos = 0, nowNanos = 12)
+        d2 shouldBe GiveUp
+        s2.alive shouldBe emptySet()
+        s2.done shouldBe false
+    }
+
+    test("maxRestarts = 0 gives up at the first abnormal exit") {
+        val p = RestartPolicy(maxRestarts = 0)
+        p.onExit(p.initial(2), 1, clean = false, ranForNanos = 5, nowNanos = 5).first shouldBe GiveUp
+    }
+
+    test("window: at most maxRestarts restarts decided in the last window") {
+        val p = RestartPolicy(maxRestarts = 2, restartWindowNanos = 100)
+        var s = p.initial(1)
+        fun fail(now: Long): Decision =
+            p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = now).also { s = it.second }.first
+        fail(0) shouldBe Restart(0, 0)
+        fail(50) shouldBe Restart(0, 0)
+        val (atWindowEnd, _) = p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = 99)
+        atWindowEnd shouldBe GiveUp
+        fail(100) shouldBe Restart(0, 0) // the restart at 0 has left the window
+        fail(149) shouldBe GiveUp
+    }
+
+    test("window across the wrap of nanoTime") {
+        val p = RestartPolicy(maxRestarts = 1, restartWindowNanos = 100)
+        val (d, s) = p.onExit(p.initial(1), 0, clean = false, ranForNanos = 0, nowNanos = Long.MAX_VALUE - 10)
+        d shouldBe Restart(0, 0)
+        p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = Long.MIN_VALUE + 50).first shouldBe GiveUp
+        p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = Long.MIN_VALUE + 89).first shouldBe Restart(0, 0)
+    }
+
+    test("backoff doubles per consecutive failure up to max, and resets after a healthy run or a clean exit") {
+        val p = RestartPolicy(maxRestarts = 100, backoffInitialNanos = 10, backoffMaxNanos = 80)
+        var s = p.initial(2)
+        fun exit(id: Int, clean: Boolean, ranFor: Long): Decision =
+            p.onExit(s, id, clean, ranFor, nowNanos = 0).also { s = it.second }.first
+        listOf(10L, 20L, 40L, 80L, 80L).forEach { exit(0, clean = false, ranFor = 79) shouldBe Restart(0, it) }
+        exit(1, clean = false, ranFor = 0) shouldBe Restart(1, 10) // per id
+        exit(0, clean = false, ranFor = 80) shouldBe Restart(0, 10) // ran for backoffMax: healthy
+        exit(0, clean = false, ranFor = 0) shouldBe Restart(0, 20)
+        exit(1, clean = true, ranFor = 0) shouldBe Retire(1)
+        s.consecutiveFailures.keys shouldNotContain 1
+    }
+
+    test("backoff delay never overflows") {
+        val p = RestartPolicy(maxRestarts = 0, backoffInitialNanos = 3, backoffMaxNanos = Long.MAX_VALUE)
+        p.backoffDelayNanos(62) shouldBe (3L shl 61)
+        p.backoffDelayNanos(63) shouldBe Long.MAX_VALUE
+        p.backoffDelayNanos(Int.MAX_VALUE) shouldBe Long.MAX_VALUE
+        checkAll(Arb.long(1L..Long.MAX_VALUE), Arb.long(0L..Long.MAX_VALUE), Arb.int(1..200)) { initial, extra, k ->
+            val max = if (extra > Long.MAX_VALUE - initial) Long.MAX_VALUE else initial + extra
+            val q = RestartPolicy(maxRestarts = 0, backoffInitialNanos = initial, backoffMaxNanos = max)
+            q.backoffDelayNanos(k) shouldBe expectedDelay(q, k)
+        }
+    }
+
+    test("arguments are checked") {
+        shouldThrow<IllegalArgumentException> { RestartPolicy(maxRestarts = -1) }.message shouldBe "maxRestarts < 0: -1"
+        shouldThrow<IllegalArgumentException> { RestartPolicy(maxRestarts = 1, restartWindowNanos = 0) }
+        shouldThrow<IllegalArgumentException> { RestartPolicy(1, backoffInitialNanos = -1, backoffMaxNanos = 0) }
+        shouldThrow<IllegalArgumentException> { RestartPolicy(1, backoffInitialNanos = 10, backoffMaxNanos = 9) }
+        shouldThrow<IllegalArgumentException> { tornado.initial(0) }.message shouldBe "n < 1: 0"
+        shouldThrow<IllegalArgumentException> { tornado.onExit(tornado.initial(1), 0, false, -1, 0) }
+    }
+
+    test("property: a restart reuses the exiting id, which stays alive only then") {
+        checkAll(scenarios) { sc ->
+            for (step in sc.run()) {
+                val d = step.decision
+                withClue(step) {
+                    if (d is Restart) d.id shouldBe step.id
+                    (step.id in step.after.alive) shouldBe (d is Restart)
+                    step.after.alive shouldBe step.before.alive - step.id + listOfNotNull((d as? Restart)?.id)
+                    (step.after.alive.containsAll(step.after.consecutiveFailures.keys)).shouldBeTrue()
+                }
+            }
+        }
+    }
+
+    test("property: clean exits are never restarted") {
+        checkAll(scenarios) { sc ->
+            for (step in sc.run().filter { it.clean }) {
+                withClue(step) {
+                    step.decision shouldBe if (step.before.gaveUp) GiveUp else Retire(step.id)
+                    step.after.alive shouldNotContain step.id
+                    step.after.consecutiveFailures.keys shouldNotContain step.id
+                }
+            }
+        }
+    }
+
+    test("property: never more restarts than the budget, and no give-up before it is spent") {
+        checkAll(scenarios) { sc ->
+            val steps = sc.run()
+            val window = sc.policy.restartWindowNanos
+            val restartTimes = mutableListOf<Long>()
+            for (step in steps) {
+                // A restart at t counts at `now` while now - t < window (differences: times may wrap).
+                val spent = if (window == null) restartTimes.size else restartTimes.count { step.now - it < window }
+                withClue(step) {
+                    when (step.decision) {
+                        is Restart -> spent shouldBeLessThanOrEqual sc.policy.maxRestarts - 1
+                        GiveUp -> if (!step.before.gaveUp) spent shouldBe sc.policy.maxRestarts
+                        is Retire -> step.clean shouldBe true
+                    }
+                }
+                if (step.decision is Restart) restartTimes += step.now
+            }
+            if (window == null) restartTimes.size shouldBeLessThanOrEqual sc.policy.maxRestarts
+        }
+    }
+
+    test("property: backoff delay is exactly min(initial * 2^(k-1), max) for the k-th consecutive failure") {
+        checkAll(scenarios) { sc ->
+            val p = sc.policy
+            val consecutive = mutableMapOf<Int, Int>()
+            for (step in sc.run()) {
+                when (val d = step.decision) {
+                    is Retire -> consecutive.remove(step.id)
+                    is Restart -> {
+                        val k = if (step.ranFor >= p.backoffMaxNanos) 1 else (consecutive[step.id] ?: 0) + 1
+                        consecutive[step.id] = k
+                        withClue("$step k=$k") {
+                            d.delayNanos shouldBe expectedDelay(p, k)
+                            d.delayNanos shouldBeLessThanOrEqual p.backoffMaxNanos
+                        }
+                    }
+                    GiveUp -> {}
+                }
+            }
+        }
+    }
+
+    test("property: the supervisor terminates in Done or GiveUp, and nothing restarts after") {
+        checkAll(policies, Arb.int(1..5), Arb.long(), Arb.boolean()) { policy, n, seed, sameInstant ->
+            val random = Random(seed)
+            // With a window and a slow enough failure rate restarts go on for ever, by design;
+            // all exits at one instant make the window as strict as the lifetime budget.
+            val dtMax = if (policy.restartWindowNanos == null || sameInstant) 0L else 500L
+            val bound = 2 * n + policy.maxRestarts
+            var state = policy.initial(n)
+            var now = seed
+            var exits = 0
+            var gaveUpAt = -1
+            while (state.alive.isEmpty().not() && exits <= 10_000) {
+                val notAlive = listOf(-1, n, Int.MIN_VALUE, Int.MAX_VALUE) + ((0 until n) - state.alive)
+                for (id in notAlive) {
+                    shouldThrow<IllegalArgumentException> { policy.onExit(state, id, random.nextBoolean(), 0, now) }
+                }
+                val id = state.alive.random(random)
+                now += random.nextLong(0, dtMax + 1)
+                val (d, next) = policy.onExit(state, id, random.nextInt(4) == 0, random.nextLong(0, 6_000), now)
+                if (gaveUpAt >= 0) d shouldBe GiveUp
+                if (d == GiveUp && gaveUpAt < 0) gaveUpAt = exits
+                state = next
+                exits++
+            }
+            withClue("$policy n=$n exits=$exits $state") {
+                state.alive shouldBe emptySet()
+                if (dtMax == 0L) exits shouldBeLessThanOrEqual bound
+                state.done shouldBe (gaveUpAt < 0)
+                state.gaveUp shouldBe (gaveUpAt >= 0)
+                if (state.done) state.retired shouldBe (0 until n).toSet()
+                for (id in listOf(-1) + (0..n)) {
+                    shouldThrow<IllegalArgumentException> { policy.onExit(state, id, false, 0, now) }
+                }
+            }
+        }
+    }
+
+    test("property: after GiveUp every exit is GiveUp, and state.done stays false") {
+        checkAll(scenarios) { sc ->
+            val steps = sc.run()
+            val first = steps.indexOfFirst { it.decision == GiveUp }
+            if (first >= 0) {
+                for (step in steps.drop(first)) {
+                    step.decision.shouldBeInstanceOf<GiveUp>()
+                    step.after.gaveUp shouldBe true
+                    step.after.done shouldBe false
+                }
+            }
+        }
+    }
+})
