@@ -21,10 +21,12 @@ import java.nio.ByteBuffer
  * blocking open of the same pipe, which the JDK reads straight into a direct buffer, faster
  * than an FFI call can (SPEC section 6). The original [fd] only serves to ask epoll about
  * readiness, so a read never blocks: it runs only after the pipe reported data or hang-up,
- * and [FileInputStream.available] (FIONREAD) says whether to read on or wait again.
+ * and [FileInputStream.available] (FIONREAD) says whether to read on or wait again. While a
+ * stream is in full flow the pump polls the pipe itself for up to a millisecond before
+ * parking on the reactor: two thread hand-offs per chunk would cost more than the copy.
  *
  * A stream that fills the pipe (64 KiB) proves to be bulk: the pipe is then grown to 1 MiB
- * (if the kernel's per-user pipe limits allow), and so are the reads. Pipes are not grown up
+ * (if the kernel's per-user pipe limits allow), and reads to 256 KiB. Pipes are not grown up
  * front, because a thousand children's 1 MiB pipes would exhaust those limits for everyone.
  *
  * The channel holds a few chunks: a consumer that stops reading stops the pump, the pipe
@@ -65,14 +67,16 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor) {
                 readiness.await(Linux.EPOLLIN)
                 do {
                     buffer.clear()
-                    val count = reads.read(buffer)
-                    if (count < 0) return
+                    val first = reads.read(buffer)
+                    if (first < 0) return
+                    val eof = first >= FLOWING && !fillWhileFlowing(reads, buffer)
                     buffer.flip()
-                    channel.send(ByteArray(count).also { buffer.get(it) })
-                    if (count == buffer.capacity() && count < BULK_PIPE && Fds.growPipe(fd, BULK_PIPE)) {
-                        buffer = ByteBuffer.allocateDirect(BULK_PIPE)
+                    channel.send(ByteArray(buffer.remaining()).also { buffer.get(it) })
+                    if (eof) return
+                    if (first == buffer.capacity() && first < BULK_CHUNK && Fds.growPipe(fd, BULK_PIPE)) {
+                        buffer = ByteBuffer.allocateDirect(BULK_CHUNK)
                     }
-                } while (input.available() > 0)
+                } while (input.available() > 0 || (first >= FLOWING && Fds.pollReadable(fd, FLOW_WAIT_MILLIS)))
             }
         } catch (t: Throwable) {
             failure = t
@@ -85,9 +89,34 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor) {
         }
     }
 
+    /**
+     * Tops up [buffer] while data keeps arriving (within a millisecond each time, two at
+     * most overall), so a fast stream travels in a few large chunks rather than many small
+     * ones. Returns false at end of stream.
+     */
+    private fun fillWhileFlowing(reads: java.nio.channels.FileChannel, buffer: ByteBuffer): Boolean {
+        val deadline = System.nanoTime() + FILL_NANOS
+        while (buffer.hasRemaining() && System.nanoTime() < deadline) {
+            if (input.available() == 0 && !Fds.pollReadable(fd, FLOW_WAIT_MILLIS)) return true
+            if (reads.read(buffer) < 0) return false
+        }
+        return true
+    }
+
     private companion object {
         const val CHANNEL_CHUNKS = 8
+
+        /** A read this large means the stream is flowing: wait for the next data here, briefly, before parking on the reactor. */
+        const val FLOWING = 16 * 1024
+        const val FLOW_WAIT_MILLIS = 1
+        const val FILL_NANOS = 2_000_000L
         const val DEFAULT_PIPE = 64 * 1024
         const val BULK_PIPE = 1024 * 1024
+
+        /**
+         * Chunks stay under half of G1's smallest region (1 MiB): larger arrays are "humongous",
+         * allocated and freed on a slow path that halves throughput.
+         */
+        const val BULK_CHUNK = 256 * 1024
     }
 }

@@ -54,6 +54,8 @@ internal interface LibC {
     fun wait4(pid: Int, @Out status: IntByReference, options: Int, rusage: Pointer): Int
     fun syscall(number: Long, arg1: Long, arg2: Long): Long
 
+    fun poll(fds: Pointer, count: Long, timeoutMillis: Int): Int
+
     fun epoll_create1(flags: Int): Int
     fun epoll_ctl(epfd: Int, op: Int, fd: Int, event: Pointer?): Int
     fun epoll_wait(epfd: Int, events: Pointer, maxEvents: Int, timeoutMillis: Int): Int
@@ -106,6 +108,8 @@ internal object Linux {
     const val EPOLL_CTL_ADD = 1
     const val EPOLL_CTL_DEL = 2
     const val EPOLL_CTL_MOD = 3
+    const val POLLIN: Short = 0x001
+
     const val EPOLLIN = 0x001
     const val EPOLLOUT = 0x004
     const val EPOLLERR = 0x008
