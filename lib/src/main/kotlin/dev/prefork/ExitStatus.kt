@@ -29,7 +29,12 @@ public class ExitStatus internal constructor(result: WaitResult) {
     @get:JvmName("systemCpuTime")
     public val systemCpuTime: Duration = Duration.ofNanos(result.systemMicros * 1000)
 
-    /** Peak resident set size (`ru_maxrss`), in bytes. */
+    /**
+     * Peak resident set size (`ru_maxrss`), in bytes. On Linux a child started with
+     * `posix_spawn` runs in this JVM's memory until its `exec`, and the kernel counts that
+     * memory's high-water mark into the child's: the value is at least this JVM's own peak
+     * at spawn time, so only a figure above that describes the child.
+     */
     @get:JvmName("maxRssBytes")
     public val maxRssBytes: Long = result.maxRssKiB * 1024
 

@@ -1,0 +1,55 @@
+package dev.prefork;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.net.InetSocketAddress;
+import java.nio.channels.ServerSocketChannel;
+import java.time.Duration;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** The Prefork facade and ForkOptions as Java sees them (forkProcesses itself runs in fixture JVMs). */
+class PreforkJavaTest {
+  @Test
+  void cpuCountAndTaskId() {
+    assertTrue(Prefork.cpuCount() >= 1);
+    assertFalse(Prefork.taskId().isPresent());
+  }
+
+  @Test
+  void bindSockets() throws Exception {
+    List<ServerSocketChannel> socks = Prefork.bindSockets(0, "127.0.0.1");
+    try {
+      assertEquals(1, socks.size());
+      InetSocketAddress local = (InetSocketAddress) socks.get(0).getLocalAddress();
+      assertEquals("127.0.0.1", local.getAddress().getHostAddress());
+      assertTrue(local.getPort() > 0);
+    } finally {
+      for (ServerSocketChannel s : socks) s.close();
+    }
+  }
+
+  @Test
+  void forkOptionsBuilder() {
+    WorkerListener listener = event -> System.out.println(event.id() + " " + event.pid());
+    ForkOptions options = ForkOptions.builder()
+        .numProcesses(4)
+        .maxRestarts(10)
+        .restartWindow(Duration.ofMinutes(1))
+        .backoff(Duration.ofMillis(100), Duration.ofSeconds(5))
+        .gracefulTimeout(Duration.ofSeconds(10))
+        .workerCommand("java", "-cp", "app.jar", "Main")
+        .listener(listener)
+        .build();
+    assertEquals(4, options.numProcesses());
+    assertEquals(10, options.maxRestarts());
+    assertEquals(Duration.ofMinutes(1), options.restartWindow());
+    assertEquals(Duration.ofSeconds(5), options.backoffMax());
+    assertEquals(List.of("java", "-cp", "app.jar", "Main"), options.workerCommand());
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ForkOptions.builder().maxRestarts(-1));
+    assertEquals("maxRestarts < 0: -1", e.getMessage());
+  }
+}
