@@ -6,6 +6,7 @@ import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContain
 import io.kotest.matchers.collections.shouldHaveSize
 import io.kotest.matchers.ints.shouldBeLessThanOrEqual
+import io.kotest.matchers.longs.shouldBeGreaterThanOrEqual
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.shouldNotBe
 import io.kotest.matchers.string.shouldContain
@@ -24,7 +25,8 @@ import kotlin.time.Duration.Companion.seconds
 private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
 
 class ForkProcessesTest : FunSpec({
-    fun fixture(vararg args: String, jar: java.nio.file.Path? = null) = FixtureJvm(FIXTURE, args.toList(), jar = jar)
+    fun fixture(vararg args: String, jar: java.nio.file.Path? = null, jvmFlags: List<String> = emptyList()) =
+        FixtureJvm(FIXTURE, args.toList(), jar = jar, jvmFlags = jvmFlags)
 
     test("Tornado's test_multi_process: restarts on status 2, 3 and 4, none on 0, supervisor exits 0") {
         fixture("multi").use { f ->
@@ -58,6 +60,19 @@ class ForkProcessesTest : FunSpec({
             val pids = Regex("worker \\d pid (\\d+)").findAll(f.stdout()).map { it.groupValues[1].toLong() }.toList()
             pids.size shouldBe 4 // worker 1 once, worker 0 three times (two restarts)
             pids.forEach { ProcFs.alive(it) shouldBe false }
+        }
+    }
+
+    test("backoff delays each consecutive restart, and the listener sees every start and exit") {
+        fixture("crash", "2", "3", "200").use { f ->
+            val started = System.nanoTime()
+            f.exitCode(60) shouldNotBe 0
+            // 200 + 400 + 800 ms of backoff at the least before the fourth failure gives up
+            (System.nanoTime() - started) / 1_000_000 shouldBeGreaterThanOrEqual 1400L
+            val events = f.stdout().lines().filter { it.startsWith("event ") }
+            events.count { Regex("event child 0 \\(pid \\d+\\) started").matches(it) } shouldBe 4
+            events.count { Regex("event child 0 \\(pid \\d+\\) exited with status 3, restarting").matches(it) } shouldBe 3
+            events.count { Regex("event child 0 \\(pid \\d+\\) exited with status 3").matches(it) } shouldBe 1
         }
     }
 
@@ -114,7 +129,8 @@ class ForkProcessesTest : FunSpec({
     test("a worker killed -9 under load costs only the requests it had accepted") {
         fixture("serve", "2").use { f ->
             val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
-            val pids = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }
+            val pids = (0 until 2).map { f.awaitLine(Regex("worker (\\d) pid (\\d+)")) }
+                .associate { it.groupValues[1].toInt() to it.groupValues[2].toLong() }
             val failures = AtomicInteger()
             val served = AtomicInteger()
             val stop = AtomicBoolean()
@@ -134,7 +150,7 @@ class ForkProcessesTest : FunSpec({
             }
             try {
                 Thread.sleep(300)
-                kill(pids[0], 9)
+                kill(pids.getValue(0), 9)
                 f.awaitLine(Regex("worker 0 pid (\\d+)")) // the replacement
                 Thread.sleep(500)
             } finally {
@@ -145,7 +161,8 @@ class ForkProcessesTest : FunSpec({
             // A single-threaded worker holds at most one accepted connection; the rest wait in the shared queue.
             failures.get() shouldBeLessThanOrEqual 1
             served.get() shouldNotBe 0
-            f.stderr() shouldContain Regex("child 0 \\(pid ${pids[0]}\\) killed by signal 9, restarting")
+            f.stderr() shouldContain Regex("child 0 \\(pid ${pids.getValue(0)}\\) killed by signal 9, restarting")
+            f.stdout() shouldContain "event child 0 (pid ${pids.getValue(0)}) killed by signal 9, restarting"
         }
     }
 
@@ -166,7 +183,9 @@ class ForkProcessesTest : FunSpec({
     }
 
     test("re-execution keeps empty and spaced arguments, from -cp and from -jar") {
-        fixture("args", "", "a b", "c").use { f ->
+        fixture("args", "", "a b", "c", jvmFlags = listOf("--add-opens=java.base/java.lang=ALL-UNNAMED")).use { f ->
+            // the worker's start-up path never loads jnr (half a second of start-up)
+            f.awaitLine(Regex("worker 0 jnr loaded: (.*)")).groupValues[1] shouldBe "false"
             f.awaitLine(Regex("worker 0 args (.*)")).groupValues[1] shouldBe "<>|<a b>|<c>"
             f.exitCode() shouldBe 0
         }
@@ -178,7 +197,7 @@ class ForkProcessesTest : FunSpec({
                 mainAttributes[Attributes.Name.CLASS_PATH] = classPathOfThisJvm().joinToString(" ") { it.toUri().toString() }
             }
             JarOutputStream(Files.newOutputStream(jar), manifest).close()
-            fixture("args", "", "x", jar = jar).use { f ->
+            fixture("args", "", "x", jar = jar, jvmFlags = listOf("--add-opens=java.base/java.lang=ALL-UNNAMED")).use { f ->
                 f.awaitLine(Regex("worker 0 args (.*)")).groupValues[1] shouldBe "<>|<x>"
                 f.exitCode() shouldBe 0
             }
