@@ -38,6 +38,7 @@ public class Subprocess internal constructor(
     @get:JvmName("stdout") public val stdout: PipeReader?,
     @get:JvmName("stderr") public val stderr: PipeReader?,
     private val terminateTimeout: java.time.Duration,
+    private val processGroup: Boolean = false,
     internal val extraReaders: List<PipeReader> = emptyList(),
 ) : AutoCloseable {
     @get:JvmName("pid")
@@ -104,11 +105,15 @@ public class Subprocess internal constructor(
     /** Completes with the return code when the child exits. Cancelling the future does not touch the child. */
     public fun onExit(): CompletableFuture<Int> = exit.asCompletableFuture().thenApply { it.returnCode }
 
-    /** Sends [signal]; a no-op once the child has been reaped (its pid may already be someone else's). */
+    /**
+     * Sends [signal] to the child (to its whole process group if it was started with
+     * `newProcessGroup()`); a no-op once the child has been reaped, when its pid may already
+     * be someone else's.
+     */
     public fun signal(signal: Int) {
         require(signal in 0..64) { "signal out of range: $signal" }
         synchronized(lock) {
-            if (status == null) Wait.kill(pid.toInt(), signal)
+            if (status == null) Wait.kill(if (processGroup) -pid.toInt() else pid.toInt(), signal)
         }
     }
 

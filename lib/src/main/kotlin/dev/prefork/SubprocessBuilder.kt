@@ -28,6 +28,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     private var cwd: Path? = null
     private var env: Map<String, String>? = null
     private var terminateTimeout: Duration = Duration.ofSeconds(5)
+    private var newProcessGroup = false
     private val extraFds = mutableListOf<ExtraFd>()
 
     /** A child fd numbered 3 and up, in the order added: a parent fd to pass, or a pipe the parent reads. */
@@ -70,6 +71,14 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         }
         env = environment.toMap()
     }
+
+    /**
+     * Starts the child as the leader of a new process group, and makes [Subprocess.signal],
+     * [Subprocess.terminate], [Subprocess.kill], cancellation and close signal the whole group
+     * while the child runs: a shell's own children then stop with it. The group also no longer
+     * receives the terminal's Ctrl-C meant for this process.
+     */
+    public fun newProcessGroup(): SubprocessBuilder = apply { newProcessGroup = true }
 
     /** How long a cancelled or closed child gets between SIGTERM and SIGKILL. Default 5 s. */
     public fun terminateTimeout(timeout: Duration): SubprocessBuilder = apply {
@@ -117,7 +126,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 }
             }
             val environment = env?.map { (k, v) -> "$k=$v" } ?: inheritedEnvironment
-            val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap)
+            val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap, newProcessGroup)
             plumbing.spawned()
             val process = Subprocess(
                 command, pid,
@@ -125,6 +134,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 stdout = plumbing.sources[1]?.let { PipeReader(it.output, "stdout of $name (pid $pid)") },
                 stderr = plumbing.sources[2]?.let { PipeReader(it.output, "stderr of $name (pid $pid)") },
                 terminateTimeout = terminateTimeout,
+                processGroup = newProcessGroup,
                 extraReaders = plumbing.extraSources.mapIndexed { i, it -> PipeReader(it.output, "fd ${3 + i} of $name (pid $pid)") },
             )
             watch(process, pid)

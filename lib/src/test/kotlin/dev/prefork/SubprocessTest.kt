@@ -167,6 +167,21 @@ class SubprocessTest : FunSpec({
             }
         }
 
+        test("with newProcessGroup, cancellation stops the shell's own children too") {
+            withTimeout(20_000) {
+                val started = CompletableDeferred<Pair<Subprocess, Long>>()
+                val scope = launch {
+                    val p = sh("sleep 30 & echo \$!; wait").newProcessGroup().stdout(Redirect.STREAM).start()
+                    started.complete(p to p.stdout!!.readUntil("\n".toByteArray()).decodeToString().trim().toLong())
+                }
+                val (shell, grandchild) = started.await()
+                ProcFs.alive(grandchild) shouldBe true
+                scope.cancelAndJoin()
+                shell.returnCode shouldBe -15
+                eventually(5.seconds) { ProcFs.alive(grandchild) shouldBe false }
+            }
+        }
+
         test("a child that ignores SIGTERM is killed after terminateTimeout") {
             withTimeout(20_000) {
                 val p = Subprocess.builder(

@@ -38,6 +38,7 @@ internal interface LibC {
     fun posix_spawnattr_init(attr: Pointer): Int
     fun posix_spawnattr_destroy(attr: Pointer): Int
     fun posix_spawnattr_setflags(attr: Pointer, flags: Short): Int
+    fun posix_spawnattr_setpgroup(attr: Pointer, processGroup: Int): Int
     fun posix_spawnattr_setsigmask(attr: Pointer, set: Pointer): Int
     fun posix_spawnattr_setsigdefault(attr: Pointer, set: Pointer): Int
     fun sigemptyset(set: Pointer): Int
@@ -90,6 +91,7 @@ internal object Linux {
     const val F_DUPFD_CLOEXEC = 1030
     const val F_SETPIPE_SZ = 1031
 
+    const val POSIX_SPAWN_SETPGROUP: Short = 0x02
     const val POSIX_SPAWN_SETSIGDEF: Short = 0x04
     const val POSIX_SPAWN_SETSIGMASK: Short = 0x08
 

@@ -42,8 +42,11 @@ internal object Spawn {
 
     private val scratchStructs = ThreadLocal.withInitial { Structs() }
 
-    /** Starts [argv] and returns the child's pid; throws [ErrnoException] naming the program. */
-    fun spawn(argv: List<String>, env: List<String>, cwd: String?, fdMap: IntArray): Int {
+    /**
+     * Starts [argv] and returns the child's pid; throws [ErrnoException] naming the program.
+     * With [newProcessGroup] the child leads a process group of its own (pgid = its pid).
+     */
+    fun spawn(argv: List<String>, env: List<String>, cwd: String?, fdMap: IntArray, newProcessGroup: Boolean = false): Int {
         require(argv.isNotEmpty()) { "argv is empty" }
         val scratch = scratchStructs.get()
         val actions = scratch.actions
@@ -62,10 +65,12 @@ internal object Spawn {
                 libc.posix_spawnattr_setsigmask(attr, sigs)
                 libc.sigfillset(sigs)
                 libc.posix_spawnattr_setsigdefault(attr, sigs)
-                libc.posix_spawnattr_setflags(
-                    attr,
-                    (Linux.POSIX_SPAWN_SETSIGMASK.toInt() or Linux.POSIX_SPAWN_SETSIGDEF.toInt()).toShort(),
-                )
+                var flags = Linux.POSIX_SPAWN_SETSIGMASK.toInt() or Linux.POSIX_SPAWN_SETSIGDEF.toInt()
+                if (newProcessGroup) {
+                    libc.posix_spawnattr_setpgroup(attr, 0)
+                    flags = flags or Linux.POSIX_SPAWN_SETPGROUP.toInt()
+                }
+                libc.posix_spawnattr_setflags(attr, flags.toShort())
                 val pid = IntByReference()
                 val error = libc.posix_spawnp(pid, argv[0], actions, attr, argvBlock.pointer, envBlock.pointer)
                 if (error != 0) {

@@ -53,7 +53,7 @@ internal object Wait {
         }
     }
 
-    /** Sends [signal] to [pid]; false if the process no longer exists. */
+    /** Sends [signal] to [pid] (a negative pid: to that process group); false if there is no such process. */
     fun kill(pid: Int, signal: Int): Boolean {
         if (libc.kill(pid, signal) == 0) return true
         val errno = Native.errno()

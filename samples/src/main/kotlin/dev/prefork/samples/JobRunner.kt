@@ -24,7 +24,6 @@ import java.io.IOException
 import java.time.Duration
 import kotlin.system.exitProcess
 import kotlin.time.TimeSource
-import kotlin.time.toKotlinDuration
 
 /**
  * A coroutine job runner: runs shell commands with bounded parallelism, streams each job's
@@ -160,14 +159,11 @@ class JobRunner(private val options: Options) {
             try {
                 process.waitForExit(raiseError = false)
             } catch (e: CancellationException) {
-                // Cancellation has sent the shell SIGTERM (SIGKILL after the grace period); what
-                // the shell started needs it too. Waits uncancellably, so the scope ends only
-                // when the whole job is gone.
-                withContext(NonCancellable) {
-                    ProcessGroup(process.pid).terminate(TERMINATE_TIMEOUT.toKotlinDuration())
-                    process.onExit().await()
-                }
-                println("$tag cancelled: pid ${process.pid} ${process.exitStatus?.let(::describe)}, its process group is gone")
+                // Cancellation sends the job's whole process group SIGTERM (SIGKILL after the
+                // grace period), so what the shell started stops too; the scope that started
+                // the job ends only when it is gone.
+                withContext(NonCancellable) { process.onExit().await() }
+                println("$tag cancelled: pid ${process.pid} ${process.exitStatus?.let(::describe)}")
                 throw e
             }
             val wall = started.elapsedNow().inWholeNanoseconds
@@ -178,8 +174,9 @@ class JobRunner(private val options: Options) {
         }
     }
 
-    /** `setsid` (which execs, keeping the pid) gives the job a process group to stop it by; see [ProcessGroup]. */
-    private fun builder(command: String): SubprocessBuilder = Subprocess.builder("setsid", "sh", "-c", command)
+    /** Each job leads a process group of its own, so stopping it stops what its shell started too. */
+    private fun builder(command: String): SubprocessBuilder = Subprocess.builder("sh", "-c", command)
+        .newProcessGroup()
         .stdin(Redirect.DEVNULL)
         .stdout(Redirect.STREAM)
         .stderr(if (options.mergeStderr) Redirect.STDOUT else Redirect.STREAM)
