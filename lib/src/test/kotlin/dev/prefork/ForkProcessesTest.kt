@@ -92,23 +92,8 @@ class ForkProcessesTest : FunSpec({
         fixture("serve", "2").use { f ->
             val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
             val before = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }.toSet()
-            val failures = AtomicInteger()
-            val served = AtomicInteger()
-            val stop = AtomicBoolean()
-            val pool = Executors.newFixedThreadPool(4)
-            repeat(4) {
-                pool.execute {
-                    while (!stop.get()) {
-                        try {
-                            get(port, "/")
-                            served.incrementAndGet()
-                        } catch (e: IOException) {
-                            failures.incrementAndGet()
-                        }
-                    }
-                }
-            }
-            try {
+            val load = Load(port, clients = 4)
+            load.use {
                 Thread.sleep(300)
                 f.signal(1)
                 val after = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }.toSet()
@@ -116,13 +101,9 @@ class ForkProcessesTest : FunSpec({
                 Thread.sleep(300)
                 (after intersect before) shouldBe emptySet()
                 before.forEach { ProcFs.alive(it) shouldBe false }
-            } finally {
-                stop.set(true)
-                pool.shutdown()
-                pool.awaitTermination(20, TimeUnit.SECONDS)
             }
-            failures.get() shouldBe 0
-            served.get() shouldNotBe 0
+            load.failures.get() shouldBe 0
+            load.served.get() shouldNotBe 0
         }
     }
 
@@ -131,36 +112,16 @@ class ForkProcessesTest : FunSpec({
             val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
             val pids = (0 until 2).map { f.awaitLine(Regex("worker (\\d) pid (\\d+)")) }
                 .associate { it.groupValues[1].toInt() to it.groupValues[2].toLong() }
-            val failures = AtomicInteger()
-            val served = AtomicInteger()
-            val stop = AtomicBoolean()
-            val clients = 4
-            val pool = Executors.newFixedThreadPool(clients)
-            repeat(clients) {
-                pool.execute {
-                    while (!stop.get()) {
-                        try {
-                            get(port, "/")
-                            served.incrementAndGet()
-                        } catch (e: IOException) {
-                            failures.incrementAndGet()
-                        }
-                    }
-                }
-            }
-            try {
+            val load = Load(port, clients = 4)
+            load.use {
                 Thread.sleep(300)
                 kill(pids.getValue(0), 9)
                 f.awaitLine(Regex("worker 0 pid (\\d+)")) // the replacement
                 Thread.sleep(500)
-            } finally {
-                stop.set(true)
-                pool.shutdown()
-                pool.awaitTermination(20, TimeUnit.SECONDS)
             }
             // A single-threaded worker holds at most one accepted connection; the rest wait in the shared queue.
-            failures.get() shouldBeLessThanOrEqual 1
-            served.get() shouldNotBe 0
+            load.failures.get() shouldBeLessThanOrEqual 1
+            load.served.get() shouldNotBe 0
             f.stderr() shouldContain Regex("child 0 \\(pid ${pids.getValue(0)}\\) killed by signal 9, restarting")
             f.stdout() shouldContain "event child 0 (pid ${pids.getValue(0)}) killed by signal 9, restarting"
         }
@@ -206,6 +167,35 @@ class ForkProcessesTest : FunSpec({
         }
     }
 })
+
+/** [clients] threads sending `GET /` to [port] back to back until closed, counting what was served and what failed. */
+private class Load(port: Int, clients: Int) : AutoCloseable {
+    val served = AtomicInteger()
+    val failures = AtomicInteger()
+    private val stop = AtomicBoolean()
+    private val pool = Executors.newFixedThreadPool(clients)
+
+    init {
+        repeat(clients) {
+            pool.execute {
+                while (!stop.get()) {
+                    try {
+                        get(port, "/")
+                        served.incrementAndGet()
+                    } catch (e: IOException) {
+                        failures.incrementAndGet()
+                    }
+                }
+            }
+        }
+    }
+
+    override fun close() {
+        stop.set(true)
+        pool.shutdown()
+        pool.awaitTermination(20, TimeUnit.SECONDS)
+    }
+}
 
 /** This JVM's class path, expanded from Surefire's manifest-only jar when it uses one. */
 private fun classPathOfThisJvm(): List<java.nio.file.Path> =
