@@ -58,12 +58,21 @@ public class Subprocess internal constructor(
     @get:JvmName("exitStatus")
     public val exitStatus: ExitStatus? get() = status
 
-    /** Runs on the reactor thread: reap under [lock], so no signal can reach a recycled pid. */
+    /**
+     * Runs on the reactor thread: reap under [lock], so no signal can reach a recycled pid.
+     * If something else in this JVM reaped the child first (a `waitpid(-1)`, or SIGCHLD set to
+     * SIG_IGN), its status is lost: waiters get that [java.io.IOException] instead of a code.
+     */
     internal fun tryReap(): Boolean {
-        val reaped = synchronized(lock) {
-            if (status != null) return true
-            val result = Wait.reap(pid.toInt()) ?: return false
-            ExitStatus(result).also { status = it }
+        val reaped = try {
+            synchronized(lock) {
+                if (exit.isCompleted) return true
+                val result = Wait.reap(pid.toInt()) ?: return false
+                ExitStatus(result).also { status = it }
+            }
+        } catch (e: java.io.IOException) {
+            exit.completeExceptionally(e)
+            return true
         }
         exit.complete(reaped)
         return true
@@ -113,7 +122,7 @@ public class Subprocess internal constructor(
     public fun signal(signal: Int) {
         require(signal in 0..64) { "signal out of range: $signal" }
         synchronized(lock) {
-            if (status == null) Wait.kill(if (processGroup) -pid.toInt() else pid.toInt(), signal)
+            if (!exit.isCompleted) Wait.kill(if (processGroup) -pid.toInt() else pid.toInt(), signal)
         }
     }
 
@@ -136,10 +145,9 @@ public class Subprocess internal constructor(
         withContext(NonCancellable) {
             if (exit.isCompleted) return@withContext
             terminate()
-            val ended = withTimeoutOrNull(terminateTimeout.toMillis()) { exit.await() }
-            if (ended == null) {
+            if (withTimeoutOrNull(terminateTimeout.toMillis()) { exit.join() } == null) {
                 kill()
-                exit.await()
+                exit.join()
             }
         }
     }

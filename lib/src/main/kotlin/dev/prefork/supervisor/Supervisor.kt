@@ -172,7 +172,8 @@ internal class Supervisor(
             WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
             WorkerEnvironment.SOCKETS to encodedGroups,
         )
-        val builder = Subprocess.builder(command).env(environment).passFd(watchPipe[0]).readPipe()
+        // A process group of its own: a terminal's Ctrl-C reaches only the supervisor, which then stops the workers in order.
+        val builder = Subprocess.builder(command).env(environment).newProcessGroup().passFd(watchPipe[0]).readPipe()
         parentSocketFds.forEach { builder.passFd(it) }
         val process = builder.startDetached()
         val worker = Worker(id, process, System.nanoTime())
