@@ -30,8 +30,8 @@ import kotlin.time.TimeSource
  * output as it comes, and ends with a table of exit status, wall time, CPU time and peak RSS.
  *
  * ```
- * java -jar prefork-samples.jar                                  # the built-in demo jobs
- * java -jar prefork-samples.jar --parallel 2 'make -C a' 'make -C b' 'sleep 1; echo ok'
+ * java -cp prefork-samples.jar dev.prefork.samples.JobRunnerKt          # the built-in demo jobs
+ * java -cp prefork-samples.jar dev.prefork.samples.JobRunnerKt --parallel 2 'make -C a' 'sleep 1; echo ok'
  * ```
  *
  * Every child is started with the suspending `start()`, so it belongs to the coroutine that
