@@ -55,6 +55,9 @@ internal class Supervisor(
     private var stopping = false
     private var rolling: Job? = null
 
+    /** The supervisor's own scope: every worker's watchers live here, whoever started the worker. */
+    private lateinit var scope: CoroutineScope
+
     /** The supervisor-alive pipe: workers get the read end as fd 3; this process keeps the write end until it dies. */
     private val watchPipe = Fds.pipe()
 
@@ -74,6 +77,7 @@ internal class Supervisor(
         )
     }
     private val reusePortChannels = socketGroups.filter { it.second }.flatMap { it.first }
+    private val sharedChannels = passedSockets.keys
 
     private class Worker(val id: Int, val process: Subprocess, val startedNanos: Long) {
         val ready = CompletableDeferred<Unit>()
@@ -89,6 +93,7 @@ internal class Supervisor(
     @OptIn(ExperimentalCoroutinesApi::class)
     suspend fun run(): Nothing = withContext(Dispatchers.Default.limitedParallelism(1)) {
         coroutineScope {
+            scope = this
             for (name in listOf("TERM", "INT", "HUP")) {
                 Signal.handle(Signal(name)) { events.trySend(Event.Signaled(name)) }
             }
@@ -125,7 +130,7 @@ internal class Supervisor(
     }
 
     /** Applies the policy to one exit; null when the exit was of a worker already replaced. */
-    private suspend fun CoroutineScope.exited(event: Event.Exited, state: SupervisorState): SupervisorState? {
+    private suspend fun exited(event: Event.Exited, state: SupervisorState): SupervisorState? {
         val worker = event.worker
         val status = event.status
         if (current[worker.id] !== worker) {
@@ -147,7 +152,7 @@ internal class Supervisor(
                 if (decision.delayNanos == 0L) {
                     start(worker.id)
                 } else {
-                    launch {
+                    scope.launch {
                         delay(decision.delayNanos / 1_000_000)
                         events.send(Event.StartDue(worker.id))
                     }
@@ -166,7 +171,7 @@ internal class Supervisor(
         return next
     }
 
-    private fun CoroutineScope.start(id: Int) {
+    private fun start(id: Int) {
         val environment = System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) } + mapOf(
             WorkerEnvironment.TASK_ID to id.toString(),
             WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
@@ -179,7 +184,7 @@ internal class Supervisor(
         val worker = Worker(id, process, System.nanoTime())
         current[id] = worker
         options.listener?.onEvent(WorkerEvent.Started(id, process.pid))
-        launch {
+        scope.launch {
             try {
                 process.extraReaders[0].readUntil(READY)
                 worker.ready.complete(Unit)
@@ -188,7 +193,7 @@ internal class Supervisor(
                 worker.ready.complete(Unit)
             }
         }
-        launch {
+        scope.launch {
             process.waitForExit(raiseError = false)
             events.send(Event.Exited(worker, process.exitStatus!!))
         }
@@ -199,7 +204,7 @@ internal class Supervisor(
      * replacement said it is ready (adopted its sockets), so with the shared accept queue held
      * open by this process no connection is ever refused.
      */
-    private suspend fun CoroutineScope.rollingRestart() {
+    private suspend fun rollingRestart() {
         logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" }
         for (id in current.keys.sorted()) {
             if (stopping) return
@@ -223,6 +228,8 @@ internal class Supervisor(
     private suspend fun stopAll() {
         stopping = true
         rolling?.cancel()
+        // New connections are refused from now on, rather than queued for workers that are leaving.
+        sharedChannels.forEach { it.close() }
         stop(current.values + leaving)
     }
 
