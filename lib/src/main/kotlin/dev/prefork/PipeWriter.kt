@@ -19,7 +19,9 @@ public class PipeWriter internal constructor(
     @get:JvmName("channel") public val channel: SendChannel<ByteArray>,
     private val name: String,
 ) {
-    @Volatile private var closedByUs = false
+    @Volatile private var closedByCaller = false
+
+    @Volatile private var processExited = false
 
     @JvmSynthetic
     public suspend fun write(bytes: ByteArray) {
@@ -27,13 +29,18 @@ public class PipeWriter internal constructor(
         try {
             channel.send(bytes)
         } catch (closed: ClosedSendChannelException) {
-            throw IOException(if (closedByUs) "$name is closed" else "$name was closed by the process", closed)
+            throw IOException("$name is closed" + if (!closedByCaller && processExited) ": the process exited" else "", closed)
         }
     }
 
     /** Closes stdin once the queued bytes are written. Idempotent. */
     public fun close() {
-        closedByUs = true
+        closedByCaller = true
+        channel.close()
+    }
+
+    internal fun closeAfterExit() {
+        processExited = true
         channel.close()
     }
 

@@ -25,6 +25,7 @@ private val forked = AtomicBoolean()
  * Tornado's `fork_processes`: runs [numProcesses] copies of this program ([cpuCount] if 0 or
  * less) and returns the task id in each of them. See [forkProcesses] with [ForkOptions].
  */
+@JvmSynthetic
 @Throws(IOException::class, TooManyRestartsException::class)
 public suspend fun forkProcesses(numProcesses: Int = 0, maxRestarts: Int = 100): Int =
     forkProcesses(ForkOptions.builder().numProcesses(numProcesses).maxRestarts(maxRestarts).build())
@@ -44,6 +45,7 @@ public suspend fun forkProcesses(numProcesses: Int = 0, maxRestarts: Int = 100):
  * @throws IllegalStateException when called a second time in the same process.
  * @throws IOException when a worker cannot be started (survivors are stopped first).
  */
+@JvmSynthetic
 @Throws(IOException::class, TooManyRestartsException::class)
 public suspend fun forkProcesses(options: ForkOptions): Int {
     check(forked.compareAndSet(false, true)) { "forkProcesses was already called in this process" }

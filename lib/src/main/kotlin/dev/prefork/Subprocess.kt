@@ -10,12 +10,14 @@ import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.NonCancellable
-import kotlinx.coroutines.currentCoroutineContext
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.asExecutor
 import kotlinx.coroutines.future.asCompletableFuture
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeoutOrNull
+import java.io.IOException
 import java.util.concurrent.CompletableFuture
 import java.util.concurrent.atomic.AtomicReference
 
@@ -31,7 +33,7 @@ import java.util.concurrent.atomic.AtomicReference
  * Closing a Subprocess ([close], or try-with-resources in Java) terminates the child if it
  * still runs, waits until it is reaped, and closes every pipe.
  */
-public class Subprocess internal constructor(
+public class Subprocess private constructor(
     @get:JvmName("command") public val command: List<String>,
     pid: Int,
     @get:JvmName("stdin") public val stdin: PipeWriter?,
@@ -50,6 +52,9 @@ public class Subprocess internal constructor(
 
     @Volatile private var status: ExitStatus? = null
 
+    /** Set under [lock] once wait4 reported the child (or could not): from then on its pid is not ours to signal. */
+    private var reaped = false
+
     /** The return code once the child was reaped, else null; negative: killed by that signal. */
     @get:JvmName("returnCode")
     public val returnCode: Int? get() = status?.returnCode
@@ -64,17 +69,21 @@ public class Subprocess internal constructor(
      * SIG_IGN), its status is lost: waiters get that [java.io.IOException] instead of a code.
      */
     internal fun tryReap(): Boolean {
-        val reaped = try {
-            synchronized(lock) {
-                if (exit.isCompleted) return true
-                val result = Wait.reap(pid.toInt()) ?: return false
-                ExitStatus(result).also { status = it }
+        val ended = synchronized(lock) {
+            if (reaped) return true
+            val result = try {
+                Wait.reap(pid.toInt()) ?: return false
+            } catch (e: java.io.IOException) {
+                reaped = true
+                exit.completeExceptionally(e)
+                return true
             }
-        } catch (e: java.io.IOException) {
-            exit.completeExceptionally(e)
-            return true
+            reaped = true
+            ExitStatus(result).also { status = it }
         }
-        exit.complete(reaped)
+        // Nobody reads stdin any more: close it (before waiters resume), or its pipe would stay open as long as this object.
+        stdin?.closeAfterExit()
+        exit.complete(ended)
         return true
     }
 
@@ -111,31 +120,47 @@ public class Subprocess internal constructor(
         Background.launch { callback.onExit(exit.await().returnCode) }
     }
 
-    /** Completes with the return code when the child exits. Cancelling the future does not touch the child. */
-    public fun onExit(): CompletableFuture<Int> = exit.asCompletableFuture().thenApply { it.returnCode }
+    /**
+     * Completes with the return code when the child exits. Dependent stages run on a prefork
+     * background thread, never on the reactor thread, so they may block or start processes.
+     * Cancelling the future does not touch the child.
+     */
+    public fun onExit(): CompletableFuture<Int> =
+        exit.asCompletableFuture().thenApplyAsync({ it.returnCode }, Dispatchers.IO.asExecutor())
 
     /**
      * Sends [signal] to the child (to its whole process group if it was started with
      * `newProcessGroup()`); a no-op once the child has been reaped, when its pid may already
      * be someone else's.
      */
+    @Throws(IOException::class)
     public fun signal(signal: Int) {
         require(signal in 0..64) { "signal out of range: $signal" }
         synchronized(lock) {
-            if (!exit.isCompleted) Wait.kill(if (processGroup) -pid.toInt() else pid.toInt(), signal)
+            if (!reaped) Wait.kill(if (processGroup) -pid.toInt() else pid.toInt(), signal)
         }
     }
 
     /** SIGTERM. */
+    @Throws(IOException::class)
     public fun terminate(): Unit = signal(Linux.SIGTERM)
 
     /** SIGKILL. */
+    @Throws(IOException::class)
     public fun kill(): Unit = signal(Linux.SIGKILL)
 
-    /** Terminates the child if it still runs (SIGKILL after the grace period), waits for it, and closes the pipes. */
-    @Throws(InterruptedException::class)
+    /**
+     * Terminates the child if it still runs (SIGKILL after the grace period), waits for it, and
+     * closes the pipes. An interrupted thread stops waiting: the child then gets SIGKILL, and
+     * the interrupt status is kept.
+     */
     override fun close() {
-        runBlocking { terminateAndReap() }
+        try {
+            runBlocking { terminateAndReap() }
+        } catch (interrupted: InterruptedException) {
+            Thread.currentThread().interrupt()
+            runCatching { kill() }
+        }
         stdin?.close()
         stdout?.channel?.cancel()
         stderr?.channel?.cancel()
@@ -144,18 +169,19 @@ public class Subprocess internal constructor(
     internal suspend fun terminateAndReap() {
         withContext(NonCancellable) {
             if (exit.isCompleted) return@withContext
-            terminate()
+            // EPERM (a child that became setuid) must not stop the escalation or the wait.
+            runCatching { terminate() }
             if (withTimeoutOrNull(terminateTimeout.toMillis()) { exit.join() } == null) {
-                kill()
+                runCatching { kill() }
                 exit.join()
             }
         }
     }
 
-    /** Keeps the calling coroutine's scope open until the child exits, and terminates it if the scope is cancelled. */
-    internal suspend fun attachToCaller() {
-        if (currentCoroutineContext()[Job] == null) return
-        CoroutineScope(currentCoroutineContext()).launch(start = CoroutineStart.UNDISPATCHED) {
+    /** Keeps the scope of [caller] open until the child exits, and terminates the child if that scope is cancelled. */
+    internal fun attachTo(caller: kotlin.coroutines.CoroutineContext) {
+        if (caller[Job] == null) return
+        CoroutineScope(caller).launch(start = CoroutineStart.UNDISPATCHED) {
             try {
                 exit.await()
             } catch (e: CancellationException) {
@@ -176,5 +202,18 @@ public class Subprocess internal constructor(
         public fun builder(command: List<String>): SubprocessBuilder = SubprocessBuilder(command.toList())
 
         internal val reactor: Reactor get() = Reactor.shared
+
+        /** Not a public constructor: Java could otherwise make a Subprocess for any pid and signal it. */
+        @JvmSynthetic
+        internal fun create(
+            command: List<String>,
+            pid: Int,
+            stdin: PipeWriter?,
+            stdout: PipeReader?,
+            stderr: PipeReader?,
+            terminateTimeout: java.time.Duration,
+            processGroup: Boolean,
+            extraReaders: List<PipeReader>,
+        ): Subprocess = Subprocess(command, pid, stdin, stdout, stderr, terminateTimeout, processGroup, extraReaders)
     }
 }

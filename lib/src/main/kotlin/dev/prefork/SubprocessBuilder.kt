@@ -8,6 +8,7 @@ import dev.prefork.posix.Spawn
 import dev.prefork.posix.Wait
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.withContext
 import java.io.IOException
 import java.nio.file.Files
@@ -96,8 +97,12 @@ public class SubprocessBuilder internal constructor(private val command: List<St
      */
     @JvmSynthetic
     @Throws(IOException::class)
-    public suspend fun start(): Subprocess =
-        withContext(NonCancellable + Dispatchers.IO) { startDetached() }.also { it.attachToCaller() }
+    public suspend fun start(): Subprocess {
+        val caller = currentCoroutineContext()
+        // Attached inside the non-cancellable block: if the caller is cancelled meanwhile, the
+        // result is dropped, but the owner already runs in the caller's scope and terminates it.
+        return withContext(NonCancellable + Dispatchers.IO) { startDetached().also { it.attachTo(caller) } }
+    }
 
     /**
      * Starts the child, owned by no scope. Throws [IOException] naming the program and errno
@@ -127,8 +132,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
             }
             val environment = env?.map { (k, v) -> "$k=$v" } ?: inheritedEnvironment
             val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap, newProcessGroup)
-            plumbing.spawned()
-            val process = Subprocess(
+            val process = Subprocess.create(
                 command, pid,
                 stdin = plumbing.sink?.let { PipeWriter(it.input, "stdin of $name (pid $pid)") },
                 stdout = plumbing.sources[1]?.let { PipeReader(it.output, "stdout of $name (pid $pid)") },
@@ -137,7 +141,9 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 processGroup = newProcessGroup,
                 extraReaders = plumbing.extraSources.mapIndexed { i, it -> PipeReader(it.output, "fd ${3 + i} of $name (pid $pid)") },
             )
+            // The watch first: if it fails, the pumps have not started and each fd still has one owner (abandon).
             watch(process, pid)
+            plumbing.spawned()
             return process
         } catch (t: Throwable) {
             plumbing.abandon()

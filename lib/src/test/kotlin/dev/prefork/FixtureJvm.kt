@@ -15,6 +15,7 @@ class FixtureJvm(
     jvmFlags: List<String> = emptyList(),
     jar: Path? = null,
     logLevel: String = "info",
+    environment: Map<String, String> = emptyMap(),
 ) : AutoCloseable {
     val command: List<String> = buildList {
         add(Path.of(System.getProperty("java.home"), "bin", "java").toString())
@@ -33,7 +34,7 @@ class FixtureJvm(
         }
         addAll(args)
     }
-    val process: Process = ProcessBuilder(command).start()
+    val process: Process = ProcessBuilder(command).apply { environment().putAll(environment) }.start()
     val pid: Long get() = process.pid()
     private val lines = LinkedBlockingQueue<String>()
     private val stdout = StringBuffer()

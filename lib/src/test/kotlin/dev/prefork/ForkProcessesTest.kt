@@ -147,6 +147,14 @@ class ForkProcessesTest : FunSpec({
         }
     }
 
+    test("a JVM that merely inherited a worker's variables is no worker") {
+        val leaked = mapOf("PREFORK_TASK_ID" to "1", "PREFORK_CONTROL_FDS" to "3,4", "PREFORK_WATCH_PIPE" to "pipe:[1]")
+        FixtureJvm(FIXTURE, listOf("whoami"), environment = leaked).use { f ->
+            f.awaitLine(Regex("taskId=(.*)")).groupValues[1] shouldBe "null"
+            f.exitCode() shouldBe 0
+        }
+    }
+
     test("re-execution keeps empty and spaced arguments, from -cp and from -jar") {
         fixture("args", "", "a b", "c", jvmFlags = listOf("--add-opens=java.base/java.lang=ALL-UNNAMED")).use { f ->
             // the worker's start-up path never loads jnr (half a second of start-up)

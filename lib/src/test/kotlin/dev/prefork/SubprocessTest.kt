@@ -159,6 +159,22 @@ class SubprocessTest : FunSpec({
             }
         }
 
+        test("a caller cancelled while start() spawns does not leak the child") {
+            withTimeout(20_000) {
+                val marker = "31.${Random.nextInt(1000, 9999)}"
+                val job = launch {
+                    coroutineContext[kotlinx.coroutines.Job]!!.cancel()
+                    Subprocess.builder("sleep", marker).start()
+                }
+                job.join()
+                fun running() = java.io.File("/proc").list().orEmpty().filter { it.all(Char::isDigit) }.any { pid ->
+                    runCatching { java.io.File("/proc/$pid/cmdline").readText() }.getOrDefault("") == "sleep\u0000$marker\u0000" &&
+                        ProcFs.alive(pid.toLong())
+                }
+                eventually(5.seconds) { running() shouldBe false }
+            }
+        }
+
         test("a scope waits for the child it started before completing") {
             withTimeout(20_000) {
                 lateinit var p: Subprocess
@@ -250,6 +266,15 @@ class SubprocessTest : FunSpec({
             calls.get() shouldBe 1
         }
 
+        test("onExit stages never run on the reactor thread, so they may block or spawn") {
+            val p = Subprocess.builder("true").startDetached()
+            val thread = p.onExit().thenApply {
+                Subprocess.builder("true").startDetached().waitForExitBlocking() // would deadlock on the reactor
+                Thread.currentThread().name
+            }.get(10, TimeUnit.SECONDS)
+            (thread == "prefork-reactor") shouldBe false
+        }
+
         test("set after the exit, it still runs") {
             val p = Subprocess.builder("true").startDetached()
             p.waitForExit()
@@ -307,6 +332,19 @@ class SubprocessTest : FunSpec({
             } finally {
                 dir.toFile().deleteRecursively()
             }
+        }
+
+        test("cancelling stdout frees the pipe at once, even while a grandchild keeps it open and silent") {
+            val before = ProcFs.openFds().size
+            repeat(20) {
+                val p = sh("sleep 30 & echo started").newProcessGroup().stdout(Redirect.STREAM).startDetached()
+                p.stdout!!.readUntil("started\n".toByteArray())
+                p.stdout!!.channel.cancel()
+                p.waitForExit() shouldBe 0
+                p.signal(0) // no-op: reaped
+                kill(-p.pid, 9) // the group's sleep
+            }
+            eventually(5.seconds) { ProcFs.openFds().size shouldBeLessThanOrEqual before }
         }
 
         test("cancelling stdout closes the pipe: the child gets SIGPIPE") {
@@ -380,14 +418,26 @@ class SubprocessTest : FunSpec({
             p.waitForExit() shouldBe 0
         }
 
-        test("write after the child exited: EPIPE, naming the process") {
+        test("write after the child exited names the process; its stdin pipe is closed without being asked") {
+            val before = ProcFs.openFds().size
             val p = Subprocess.builder("true").stdin(Redirect.STREAM).startDetached()
             p.waitForExit()
-            val e = shouldThrow<IOException> {
-                withTimeout(10_000) { while (true) p.stdin!!.write(ByteArray(65536)) }
+            val e = shouldThrow<IOException> { p.stdin!!.write(ByteArray(65536)) }
+            e.message shouldBe "stdin of true (pid ${p.pid}) is closed: the process exited"
+            eventually(5.seconds) { ProcFs.openFds().size shouldBeLessThanOrEqual before }
+        }
+
+        test("a child that stops reading: EPIPE, naming the process") {
+            val p = sh("exec 0<&-; sleep 30").stdin(Redirect.STREAM).startDetached()
+            try {
+                val e = shouldThrow<IOException> {
+                    withTimeout(10_000) { while (true) p.stdin!!.write(ByteArray(65536)) }
+                }
+                e.message shouldContain "stdin of sh"
+                e.message shouldContain "EPIPE"
+            } finally {
+                p.close()
             }
-            e.message shouldContain "stdin of true"
-            e.message shouldContain "EPIPE"
         }
     }
 

@@ -47,7 +47,9 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor) {
 
     /** Starts pumping; runs on the caller's thread until the first wait for data. */
     fun start() {
-        Background.launch(start = CoroutineStart.UNDISPATCHED) { pump() }
+        val pump = Background.launch(start = CoroutineStart.UNDISPATCHED) { pump() }
+        // A consumer that cancels the channel must not wait for the pipe's next data to free it.
+        channel.invokeOnClose { pump.cancel() }
     }
 
     /** Releases everything when the child could not be started. */

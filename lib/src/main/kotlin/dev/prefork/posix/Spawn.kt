@@ -77,6 +77,9 @@ internal object Spawn {
                     val where = if (cwd != null) " (in directory \"$cwd\")" else ""
                     throw ErrnoException("Cannot run program \"${argv[0]}\"$where: ${describeErrno(error)}", error)
                 }
+                // jnr frees native memory on finalization: keep the blocks alive across the native call.
+                java.lang.ref.Reference.reachabilityFence(argvBlock)
+                java.lang.ref.Reference.reachabilityFence(envBlock)
                 return pid.value
             } finally {
                 libc.posix_spawnattr_destroy(attr)

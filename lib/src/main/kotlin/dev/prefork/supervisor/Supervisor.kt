@@ -23,6 +23,7 @@ import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeoutOrNull
 import sun.misc.Signal
 import java.io.EOFException
+import java.io.IOException
 import java.nio.channels.ServerSocketChannel
 import kotlin.system.exitProcess
 
@@ -60,6 +61,7 @@ internal class Supervisor(
 
     /** The supervisor-alive pipe: workers get the read end as fd 3; this process keeps the write end until it dies. */
     private val watchPipe = Fds.pipe()
+    private val watchPipeTarget = checkNotNull(WorkerEnvironment.fdTarget(watchPipe[0])) { "cannot read /proc/self/fd/${watchPipe[0]}" }
 
     /** Child fds from 5 up, in group order (fd 3: watch pipe, fd 4: ready pipe). */
     private val passedSockets = socketGroups.filter { !it.second }.flatMap { it.first }.associateWith(SocketHandoff::fdOf)
@@ -82,6 +84,9 @@ internal class Supervisor(
     private class Worker(val id: Int, val process: Subprocess, val startedNanos: Long) {
         val ready = CompletableDeferred<Unit>()
         val pid: Long get() = process.pid
+
+        /** During a rolling restart, the worker this one replaces until it said it is ready. */
+        var replacing: Worker? = null
     }
 
     private sealed interface Event {
@@ -94,9 +99,7 @@ internal class Supervisor(
     suspend fun run(): Nothing = withContext(Dispatchers.Default.limitedParallelism(1)) {
         coroutineScope {
             scope = this
-            for (name in listOf("TERM", "INT", "HUP")) {
-                Signal.handle(Signal(name)) { events.trySend(Event.Signaled(name)) }
-            }
+            val previousHandlers = installSignalHandlers()
             logger.info { "Starting $count processes" }
             var state = policy.initial(count)
             try {
@@ -124,10 +127,30 @@ internal class Supervisor(
             } catch (e: Throwable) {
                 withContext(NonCancellable) { stopAll() }
                 throw e
+            } finally {
+                // Only reached on the way to an exception: give SIGTERM/SIGINT back to the JVM.
+                previousHandlers.forEach { (signal, handler) -> Signal.handle(signal, handler) }
+                Fds.closeQuietly(watchPipe[0])
+                Fds.closeQuietly(watchPipe[1])
             }
             error("unreachable: the supervisor's event channel never closes")
         }
     }
+
+    /**
+     * SIGTERM/SIGINT (graceful stop) and SIGHUP (rolling restart) become events. Under `-Xrs`
+     * the JVM refuses them: the supervisor then runs without those features and says so.
+     */
+    private fun installSignalHandlers(): Map<Signal, sun.misc.SignalHandler> =
+        listOf("TERM", "INT", "HUP").mapNotNull { name ->
+            val signal = Signal(name)
+            try {
+                signal to Signal.handle(signal) { events.trySend(Event.Signaled(name)) }
+            } catch (e: IllegalArgumentException) {
+                logger.warn { "cannot handle SIG$name (${e.message}): no ${if (name == "HUP") "rolling restart" else "graceful stop"} on it" }
+                null
+            }
+        }.toMap()
 
     /** Applies the policy to one exit; null when the exit was of a worker already replaced. */
     private suspend fun exited(event: Event.Exited, state: SupervisorState): SupervisorState? {
@@ -141,6 +164,15 @@ internal class Supervisor(
         }
         current.remove(worker.id)
         if (stopping) return null
+        val replaced = worker.replacing
+        if (replaced != null && replaced.process.returnCode == null) {
+            // A replacement that dies before it is ready costs no restart: the old worker stays.
+            logger.error { "child ${worker.id}: replacement (pid ${worker.pid}) $status before it was ready, keeping pid ${replaced.pid}" }
+            options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
+            leaving -= replaced
+            current[worker.id] = replaced
+            return null
+        }
         val now = System.nanoTime()
         val (decision, next) = policy.onExit(state, worker.id, status.returnCode == 0, now - worker.startedNanos, now)
         val what = "child ${worker.id} (pid ${worker.pid})"
@@ -171,11 +203,12 @@ internal class Supervisor(
         return next
     }
 
-    private fun start(id: Int) {
+    private fun start(id: Int): Worker {
         val environment = System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) } + mapOf(
             WorkerEnvironment.TASK_ID to id.toString(),
             WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
             WorkerEnvironment.SOCKETS to encodedGroups,
+            WorkerEnvironment.WATCH_PIPE to watchPipeTarget,
         )
         // A process group of its own: a terminal's Ctrl-C reaches only the supervisor, which then stops the workers in order.
         val builder = Subprocess.builder(command).env(environment).newProcessGroup().passFd(watchPipe[0]).readPipe()
@@ -197,6 +230,7 @@ internal class Supervisor(
             process.waitForExit(raiseError = false)
             events.send(Event.Exited(worker, process.exitStatus!!))
         }
+        return worker
     }
 
     /**
@@ -209,17 +243,22 @@ internal class Supervisor(
         for (id in current.keys.sorted()) {
             if (stopping) return
             val old = current[id] ?: continue
-            start(id)
-            val fresh = current.getValue(id)
-            leaving += old
-            withTimeoutOrNull(options.gracefulTimeout.toMillis()) { fresh.ready.await() }
-            if (fresh.process.returnCode != null) {
-                // The replacement died before it was ready: keep the old worker and stop rolling.
-                logger.error { "child $id: replacement (pid ${fresh.pid}) ${fresh.process.exitStatus}, keeping pid ${old.pid}" }
-                leaving -= old
+            val fresh = try {
+                start(id)
+            } catch (e: IOException) {
+                logger.error(e) { "rolling restart stopped: cannot start a replacement for child $id" }
                 current[id] = old
                 return
             }
+            fresh.replacing = old
+            leaving += old
+            withTimeoutOrNull(options.gracefulTimeout.toMillis()) { fresh.ready.await() }
+            if (current[id] !== fresh || fresh.process.returnCode != null) {
+                // It died before it was ready; the exit handler put the old worker back.
+                logger.error { "rolling restart stopped at child $id" }
+                return
+            }
+            fresh.replacing = null
             stop(listOf(old))
         }
         logger.info { "rolling restart done" }

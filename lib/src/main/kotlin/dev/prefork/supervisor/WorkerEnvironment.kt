@@ -9,6 +9,9 @@ import dev.prefork.WORKER_VARIABLE_PREFIX
  * - `PREFORK_TASK_ID`: the worker's id;
  * - `PREFORK_CONTROL_FDS`: `watch,ready` — the read end of a pipe whose end-of-file means the
  *   supervisor died, and the write end of a pipe on which the worker says it is ready;
+ * - `PREFORK_WATCH_PIPE`: `pipe:[inode]` of the watch pipe; a process whose fd 3 is not that
+ *   pipe is no worker, whatever else its environment says (a worker's own children inherit
+ *   the variables when a launcher other than prefork's starts them);
  * - `PREFORK_SOCKETS`: one entry per `bindSockets` call the supervisor made before forking,
  *   `;`-separated: `s` plus `fd/family` pairs for shared sockets (`s5/4,6/6`), or `r` plus the
  *   port for a SO_REUSEPORT group that each worker binds itself (`r8888`).
@@ -17,6 +20,16 @@ internal object WorkerEnvironment {
     const val TASK_ID = "${WORKER_VARIABLE_PREFIX}TASK_ID"
     const val CONTROL_FDS = "${WORKER_VARIABLE_PREFIX}CONTROL_FDS"
     const val SOCKETS = "${WORKER_VARIABLE_PREFIX}SOCKETS"
+
+    /** `pipe:[inode]` of the watch pipe: proves fd 3 is really this supervisor's pipe, not an inherited stranger. */
+    const val WATCH_PIPE = "${WORKER_VARIABLE_PREFIX}WATCH_PIPE"
+
+    /** What `/proc/self/fd/N` links to (`pipe:[123]`, `socket:[456]`, a path), or null. */
+    fun fdTarget(fd: Int): String? = try {
+        java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/$fd")).toString()
+    } catch (e: java.io.IOException) {
+        null
+    }
 
     /** One `bindSockets` call as the worker must replay it. */
     sealed interface Group {

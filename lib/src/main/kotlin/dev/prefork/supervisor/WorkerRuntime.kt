@@ -2,8 +2,10 @@ package dev.prefork.supervisor
 
 import io.github.oshai.kotlinlogging.KotlinLogging
 import java.io.FileInputStream
-import java.io.FileOutputStream
 import java.io.IOException
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.StandardOpenOption
 import kotlin.concurrent.thread
 
 private val logger = KotlinLogging.logger {}
@@ -14,13 +16,17 @@ private val logger = KotlinLogging.logger {}
  * lookups and no jnr, so a worker starts as fast as a plain JVM.
  */
 internal object WorkerRuntime {
-    val taskId: Int? = System.getenv(WorkerEnvironment.TASK_ID)?.toIntOrNull()
+    private val controlFds: List<Int> =
+        System.getenv(WorkerEnvironment.CONTROL_FDS)?.split(",")?.mapNotNull { it.toIntOrNull() }.orEmpty()
+
+    /** Set only when fd 3 is the very pipe the supervisor named: the variables alone prove nothing. */
+    val taskId: Int? = System.getenv(WorkerEnvironment.TASK_ID)?.toIntOrNull()?.takeIf {
+        val expected = System.getenv(WorkerEnvironment.WATCH_PIPE)
+        controlFds.size == 2 && expected != null && WorkerEnvironment.fdTarget(controlFds[0]) == expected
+    }
 
     val socketGroups: List<WorkerEnvironment.Group> =
         if (taskId == null) emptyList() else WorkerEnvironment.decode(System.getenv(WorkerEnvironment.SOCKETS).orEmpty())
-
-    private val controlFds: List<Int> =
-        System.getenv(WorkerEnvironment.CONTROL_FDS)?.split(",")?.mapNotNull { it.toIntOrNull() }.orEmpty()
 
     private var started = false
     private var readySent = false
@@ -30,18 +36,20 @@ internal object WorkerRuntime {
     fun start() {
         if (started) return
         started = true
-        controlFds.getOrNull(0)?.let(::watchSupervisor)
+        if (taskId != null) controlFds.getOrNull(0)?.let(::watchSupervisor)
         if (socketGroups.isEmpty()) ready()
     }
 
     /** Tells the supervisor this worker is up (used by rolling restarts); once. */
     @Synchronized
     fun ready() {
-        if (readySent) return
+        if (readySent || taskId == null) return
         readySent = true
         val fd = controlFds.getOrNull(1) ?: return
+        if (WorkerEnvironment.fdTarget(fd)?.startsWith("pipe:") != true) return
         try {
-            FileOutputStream("/proc/self/fd/$fd").use { it.write(READY) }
+            // WRITE only: never create or truncate, whatever the fd turned out to be.
+            Files.newOutputStream(Path.of("/proc/self/fd/$fd"), StandardOpenOption.WRITE).use { it.write(READY) }
         } catch (e: IOException) {
             logger.warn(e) { "worker $taskId could not report ready on fd $fd" }
         }
