@@ -16,14 +16,29 @@ internal class Settings(
     val spawns: Int = Integer.getInteger("bench.spawns", 500),
     val pipeBytes: Long = java.lang.Long.getLong("bench.pipeBytes", 1L shl 30),
     val children: Int = Integer.getInteger("bench.children", 300),
+    /** restart: measured kills (after [warmups] unmeasured ones). */
+    val kills: Int = Integer.getInteger("bench.kills", 15),
+    /** scaling, killload: closed-loop client threads in this JVM. */
+    val clients: Int = Integer.getInteger("bench.clients", 4),
+    /** scaling, killload: the handler's CPU time per request, as calibrated in this JVM. */
+    val workMillis: Double = System.getProperty("bench.workMillis", "2").toDouble(),
+    /** scaling: load per round; killload: the no-kill reference. */
+    val loadSeconds: Double = System.getProperty("bench.loadSeconds", "5").toDouble(),
+    /** killload: load while a worker is killed every second. */
+    val killSeconds: Double = System.getProperty("bench.killSeconds", "10").toDouble(),
+    /** Extra JVM flags for the fork server's supervisor and workers (and the start-up reference), space-separated. */
+    val serverJvmArgs: List<String> = System.getProperty("bench.serverJvmArgs", "").split(" ").filter { it.isNotBlank() },
 ) {
     fun rounds(): Rounds = Rounds(warmups, rounds)
 
     override fun toString(): String =
-        "warmups=$warmups rounds=$rounds spawns=$spawns pipeBytes=$pipeBytes children=$children"
+        "warmups=$warmups rounds=$rounds spawns=$spawns pipeBytes=$pipeBytes children=$children kills=$kills " +
+            "clients=$clients workMillis=$workMillis loadSeconds=$loadSeconds killSeconds=$killSeconds" +
+            if (serverJvmArgs.isEmpty()) "" else " serverJvmArgs=\"${serverJvmArgs.joinToString(" ")}\""
 }
 
-private val benchmarks: List<Benchmark> = listOf(SpawnBenchmark, PipeBenchmark, ThreadsBenchmark)
+private val benchmarks: List<Benchmark> =
+    listOf(SpawnBenchmark, PipeBenchmark, ThreadsBenchmark, RestartBenchmark, ScalingBenchmark, KillLoadBenchmark)
 
 /** Runs every benchmark, or those named on the command line, in the order given. */
 fun main(args: Array<String>) {
@@ -34,7 +49,7 @@ fun main(args: Array<String>) {
     if (unknown.isNotEmpty()) {
         System.err.println("unknown benchmark: ${unknown.joinToString()}")
         System.err.println("usage: java --enable-native-access=ALL-UNNAMED -jar prefork-bench.jar [${byName.keys.joinToString("|")}]...")
-        benchmarks.forEach { System.err.println("  %-8s %s".format(it.name, it.summary)) }
+        benchmarks.forEach { System.err.println("  %-9s %s".format(it.name, it.summary)) }
         exitProcess(2)
     }
     val chosen = if (args.isEmpty()) benchmarks else args.map(byName::getValue)

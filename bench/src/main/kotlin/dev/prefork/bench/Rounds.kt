@@ -82,3 +82,10 @@ internal fun ratio(label: String, value: Double, target: Double, lowerIsBetter: 
     val bound = if (lowerIsBetter) "<=" else ">="
     println("  RATIO $label = ${value.format(2)}   (target $bound ${target.format(2)}: ${if (ok) "met" else "MISSED"})")
 }
+
+/** The verdict line of a benchmark whose target is an absolute figure rather than a ratio. */
+internal fun targetLine(label: String, value: Double, unit: String, target: Double, lowerIsBetter: Boolean) {
+    val ok = if (lowerIsBetter) value <= target else value >= target
+    val bound = if (lowerIsBetter) "<=" else ">="
+    println("  MEDIAN $label = ${value.format(1)} $unit   (target $bound ${target.format(0)} $unit: ${if (ok) "met" else "MISSED"})")
+}
