@@ -1,5 +1,6 @@
 package dev.prefork
 
+import dev.prefork.supervisor.WorkerRuntime
 import kotlinx.coroutines.runBlocking
 import java.io.IOException
 import java.nio.channels.ServerSocketChannel
@@ -21,11 +22,12 @@ public object Prefork {
     @JvmOverloads
     @Throws(IOException::class, TooManyRestartsException::class, InterruptedException::class)
     public fun forkProcesses(numProcesses: Int = 0, maxRestarts: Int = 100): Int =
-        runBlocking { dev.prefork.forkProcesses(numProcesses, maxRestarts) }
+        forkProcesses(ForkOptions.builder().numProcesses(numProcesses).maxRestarts(maxRestarts).build())
 
     @JvmStatic
     @Throws(IOException::class, TooManyRestartsException::class, InterruptedException::class)
-    public fun forkProcesses(options: ForkOptions): Int = runBlocking { dev.prefork.forkProcesses(options) }
+    public fun forkProcesses(options: ForkOptions): Int =
+        if (WorkerRuntime.taskId != null) claimFork()!! else runBlocking { dev.prefork.forkProcesses(options) }
 
     @JvmStatic
     @JvmOverloads

@@ -22,6 +22,15 @@ public fun taskId(): Int? = WorkerRuntime.taskId
 private val forked = AtomicBoolean()
 
 /**
+ * Marks this process as forked (a second call is an error) and, in a worker, returns its id
+ * without touching coroutines: a worker's start-up path stays as light as a plain JVM's.
+ */
+internal fun claimFork(): Int? {
+    check(forked.compareAndSet(false, true)) { "forkProcesses was already called in this process" }
+    return WorkerRuntime.taskId?.also { WorkerRuntime.start() }
+}
+
+/**
  * Tornado's `fork_processes`: runs [numProcesses] copies of this program ([cpuCount] if 0 or
  * less) and returns the task id in each of them. See [forkProcesses] with [ForkOptions].
  */
@@ -48,11 +57,7 @@ public suspend fun forkProcesses(numProcesses: Int = 0, maxRestarts: Int = 100):
 @JvmSynthetic
 @Throws(IOException::class, TooManyRestartsException::class)
 public suspend fun forkProcesses(options: ForkOptions): Int {
-    check(forked.compareAndSet(false, true)) { "forkProcesses was already called in this process" }
-    WorkerRuntime.taskId?.let { id ->
-        WorkerRuntime.start()
-        return id
-    }
+    claimFork()?.let { return it }
     val count = if (options.numProcesses <= 0) cpuCount() else options.numProcesses
     val command = options.workerCommand ?: WorkerCommand.ofThisJvm()
     Supervisor(options, count, command, Sockets.sealForFork()).run()
