@@ -147,6 +147,15 @@ class ForkProcessesTest : FunSpec({
         }
     }
 
+    test("ForkOptions.workerCommand starts workers with the given command instead of re-executing") {
+        fixture("custom-command", "from-cmdline").use { f ->
+            val lines = (0 until 2).map { f.awaitLine(Regex("worker (\\d) started as (.*)")) }
+            lines.map { it.groupValues[1] }.toSet() shouldBe setOf("0", "1")
+            lines.forEach { it.groupValues[2] shouldBe "from-workerCommand" }
+            f.exitCode() shouldBe 0
+        }
+    }
+
     test("a JVM that merely inherited a worker's variables is no worker") {
         val leaked = mapOf("PREFORK_TASK_ID" to "1", "PREFORK_CONTROL_FDS" to "3,4", "PREFORK_WATCH_PIPE" to "pipe:[1]")
         FixtureJvm(FIXTURE, listOf("whoami"), environment = leaked).use { f ->
