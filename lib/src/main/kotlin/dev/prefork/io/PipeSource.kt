@@ -64,20 +64,19 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor) {
         val reads = input.channel
         var failure: Throwable? = null
         try {
-            var buffer = ByteBuffer.allocateDirect(DEFAULT_PIPE)
+            var chunk = DEFAULT_PIPE
             while (true) {
                 readiness.await(Linux.EPOLLIN)
                 do {
-                    buffer.clear()
+                    // This thread's buffer: nothing suspends between the read and the copy out of it.
+                    val buffer = readBuffers.get().clear().limit(chunk)
                     val first = reads.read(buffer)
                     if (first < 0) return
                     val eof = first >= FLOWING && !fillWhileFlowing(reads, buffer)
                     buffer.flip()
                     channel.send(ByteArray(buffer.remaining()).also { buffer.get(it) })
                     if (eof) return
-                    if (first == buffer.capacity() && first < BULK_CHUNK && Fds.growPipe(fd, BULK_PIPE)) {
-                        buffer = ByteBuffer.allocateDirect(BULK_CHUNK)
-                    }
+                    if (first == chunk && chunk < BULK_CHUNK && Fds.growPipe(fd, BULK_PIPE)) chunk = BULK_CHUNK
                 } while (input.available() > 0 || (first >= FLOWING && Fds.pollReadable(fd, FLOW_WAIT_MILLIS)))
             }
         } catch (t: Throwable) {
@@ -120,5 +119,8 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor) {
          * allocated and freed on a slow path that halves throughput.
          */
         const val BULK_CHUNK = 256 * 1024
+
+        /** One direct read buffer per IO thread, instead of one per pipe: spawning stays cheap. */
+        val readBuffers: ThreadLocal<ByteBuffer> = ThreadLocal.withInitial { ByteBuffer.allocateDirect(BULK_CHUNK) }
     }
 }
