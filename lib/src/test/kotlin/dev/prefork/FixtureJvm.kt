@@ -18,6 +18,9 @@ class FixtureJvm(
     environment: Map<String, String> = emptyMap(),
 ) : AutoCloseable {
     val command: List<String> = buildList {
+        // A JVM does not take over a signal it inherited as ignored (a CI runner under nohup ignores
+        // SIGHUP), and ProcessBuilder passes ignored signals on: give the fixture default ones. env execs.
+        addAll(listOf("env", "--default-signal=HUP,INT,TERM"))
         add(Path.of(System.getProperty("java.home"), "bin", "java").toString())
         addAll(System.getProperty("prefork.test.nativeFlags", "--enable-native-access=ALL-UNNAMED").split(" ").filter { it.isNotBlank() })
         add("-Dorg.slf4j.simpleLogger.defaultLogLevel=$logLevel")

@@ -145,9 +145,14 @@ internal class Supervisor(
         listOf("TERM", "INT", "HUP").mapNotNull { name ->
             val signal = Signal(name)
             try {
-                signal to Signal.handle(signal) { events.trySend(Event.Signaled(name)) }
+                val previous = Signal.handle(signal) { events.trySend(Event.Signaled(name)) }
+                if (previous == sun.misc.SignalHandler.SIG_IGN) {
+                    // The JVM keeps a shutdown signal ignored if it started that way (nohup, `&` in a script).
+                    logger.warn { "SIG$name was ignored when this JVM started: no ${feature(name)} on it" }
+                }
+                signal to previous
             } catch (e: IllegalArgumentException) {
-                logger.warn { "cannot handle SIG$name (${e.message}): no ${if (name == "HUP") "rolling restart" else "graceful stop"} on it" }
+                logger.warn { "cannot handle SIG$name (${e.message}): no ${feature(name)} on it" }
                 null
             }
         }.toMap()
@@ -286,6 +291,8 @@ internal class Supervisor(
             workers.forEach { it.process.waitForExit(raiseError = false) }
         }
     }
+
+    private fun feature(signal: String) = if (signal == "HUP") "rolling restart" else "graceful stop"
 
     private companion object {
         const val WATCH_FD = 3
