@@ -242,14 +242,6 @@ class SubprocessTest : FunSpec({
             p.exitStatus!!.maxRssBytes shouldBeGreaterThan size
             (p.exitStatus!!.userCpuTime + p.exitStatus!!.systemCpuTime).toMillis() shouldBeGreaterThan 10L
         }
-
-        test("signal after exit is a no-op, not a signal to a recycled pid") {
-            val p = Subprocess.builder("true").startDetached()
-            p.waitForExit() shouldBe 0
-            p.kill()
-            p.terminate()
-            p.returnCode shouldBe 0
-        }
     }
 
     context("exit callback") {

@@ -11,8 +11,8 @@ import jnr.ffi.Pointer
  * `struct epoll_event` is packed to 12 bytes on x86_64 and padded to 16 elsewhere.
  */
 internal class Epoll(private val capacity: Int = 128) {
-    private val fd: Int = check(libc.epoll_create1(Linux.EPOLL_CLOEXEC)) { "epoll_create1" }
-    private val wakeFd: Int = check(libc.eventfd(0, Linux.EFD_CLOEXEC or Linux.EFD_NONBLOCK)) { "eventfd" }
+    private val fd: Int = checkErrno(libc.epoll_create1(Linux.EPOLL_CLOEXEC)) { "epoll_create1" }
+    private val wakeFd: Int = checkErrno(libc.eventfd(0, Linux.EFD_CLOEXEC or Linux.EFD_NONBLOCK)) { "eventfd" }
     private val eventSize = if (System.getProperty("os.arch") in setOf("amd64", "x86_64")) 12L else 16L
     private val dataOffset = if (eventSize == 12L) 4L else 8L
     private val events: Pointer = Memory.allocateDirect(Native.runtime, eventSize * capacity, true)
@@ -39,7 +39,7 @@ internal class Epoll(private val capacity: Int = 128) {
         val event = scratchEvent.get()
         event.putInt(0, interest)
         event.putLong(dataOffset, token)
-        check(libc.epoll_ctl(fd, op, target, event)) { "epoll_ctl fd $target" }
+        checkErrno(libc.epoll_ctl(fd, op, target, event)) { "epoll_ctl fd $target" }
     }
 
     /** Makes the current or next [wait] return at once. */

@@ -16,8 +16,13 @@ internal class ErrnoException(message: String, val errno: Int) : IOException(mes
 internal fun errnoException(what: String, errno: Int = Native.errno()): ErrnoException =
     ErrnoException("$what: ${describeErrno(errno)}", errno)
 
-/** Throws unless [result] is non-negative; returns it otherwise. */
-internal fun check(result: Int, what: () -> String): Int {
+/** Throws (with errno) unless [result] is non-negative; returns it otherwise. */
+internal fun checkErrno(result: Int, what: () -> String): Int {
     if (result < 0) throw errnoException(what())
     return result
+}
+
+/** For the posix_spawn family, which returns the error number instead of setting errno. */
+internal fun checkReturned(error: Int, what: () -> String) {
+    if (error != 0) throw ErrnoException("${what()}: ${describeErrno(error)}", error)
 }

@@ -7,22 +7,22 @@ internal object Fds {
     /** A close-on-exec pipe: `[read end, write end]`. */
     fun pipe(): IntArray {
         val fds = IntArray(2)
-        check(libc.pipe2(fds, Linux.O_CLOEXEC)) { "pipe2" }
+        checkErrno(libc.pipe2(fds, Linux.O_CLOEXEC)) { "pipe2" }
         return fds
     }
 
     /** Opens [path] close-on-exec, as the parent's end of a redirect. */
     fun open(path: String, flags: Int, mode: Int = 0x1b6): Int =
-        check(libc.open(path, flags or Linux.O_CLOEXEC, mode)) { "open \"$path\"" }
+        checkErrno(libc.open(path, flags or Linux.O_CLOEXEC, mode)) { "open \"$path\"" }
 
     fun setNonBlocking(fd: Int) {
-        val flags = check(libc.fcntl(fd, Linux.F_GETFL, 0)) { "fcntl(F_GETFL) fd $fd" }
-        check(libc.fcntl(fd, Linux.F_SETFL, flags or Linux.O_NONBLOCK)) { "fcntl(F_SETFL) fd $fd" }
+        val flags = checkErrno(libc.fcntl(fd, Linux.F_GETFL, 0)) { "fcntl(F_GETFL) fd $fd" }
+        checkErrno(libc.fcntl(fd, Linux.F_SETFL, flags or Linux.O_NONBLOCK)) { "fcntl(F_SETFL) fd $fd" }
     }
 
     /** A close-on-exec duplicate of [fd] numbered at least [atLeast]. */
     fun dupAbove(fd: Int, atLeast: Int): Int =
-        check(libc.fcntl(fd, Linux.F_DUPFD_CLOEXEC, atLeast)) { "fcntl(F_DUPFD_CLOEXEC) fd $fd" }
+        checkErrno(libc.fcntl(fd, Linux.F_DUPFD_CLOEXEC, atLeast)) { "fcntl(F_DUPFD_CLOEXEC) fd $fd" }
 
     /** Asks the kernel for a larger pipe buffer; a refusal (pipe-user-pages limits) is not an error. */
     fun growPipe(fd: Int, bytes: Int): Boolean = libc.fcntl(fd, Linux.F_SETPIPE_SZ, bytes) >= 0

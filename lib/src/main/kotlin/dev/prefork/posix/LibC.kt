@@ -97,9 +97,9 @@ internal object Linux {
 
     const val WNOHANG = 1
 
+    const val EPERM = 1
     const val EINTR = 4
     const val EAGAIN = 11
-    const val ECHILD = 10
     const val ENOSYS = 38
     const val ESRCH = 3
     const val EPIPE = 32
@@ -114,8 +114,6 @@ internal object Linux {
 
     const val EPOLLIN = 0x001
     const val EPOLLOUT = 0x004
-    const val EPOLLERR = 0x008
-    const val EPOLLHUP = 0x010
     const val EPOLLONESHOT = 1 shl 30
 
     const val EFD_CLOEXEC = 0x80000

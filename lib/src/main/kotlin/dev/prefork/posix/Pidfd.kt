@@ -14,9 +14,8 @@ internal object Pidfd {
         if (fd >= 0) return fd
         val errno = Native.errno()
         // ESRCH: already reaped by someone else (SIGCHLD ignored); polling wait4 then reports it.
-        if (errno == Linux.ENOSYS || errno == EPERM || errno == Linux.ESRCH) return null
+        if (errno == Linux.ENOSYS || errno == Linux.EPERM || errno == Linux.ESRCH) return null
         throw errnoException("pidfd_open pid $pid", errno)
     }
 
-    private const val EPERM = 1
 }

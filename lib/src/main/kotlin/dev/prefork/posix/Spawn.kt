@@ -56,9 +56,9 @@ internal object Spawn {
         val cached = lastEnvironment
         val envBlock = if (cached != null && cached.first === env) cached.second else StringArray(env).also { lastEnvironment = env to it }
         val moved = moveClashingSources(fdMap)
-        check(libc.posix_spawn_file_actions_init(actions) == 0) { "posix_spawn_file_actions_init failed" }
+        checkReturned(libc.posix_spawn_file_actions_init(actions)) { "posix_spawn_file_actions_init" }
         try {
-            check(libc.posix_spawnattr_init(attr) == 0) { "posix_spawnattr_init failed" }
+            checkReturned(libc.posix_spawnattr_init(attr)) { "posix_spawnattr_init" }
             try {
                 addFileActions(actions, moved, cwd)
                 libc.sigemptyset(sigs)
@@ -118,11 +118,11 @@ internal object Spawn {
                 // dup2 onto itself is a no-op that would leave close-on-exec set; glibc 2.35+ clears it.
                 else -> libc.posix_spawn_file_actions_adddup2(actions, source, target)
             }
-            check(result == 0) { "posix_spawn_file_actions for fd $target: ${describeErrno(result)}" }
+            checkReturned(result) { "posix_spawn_file_actions for fd $target" }
         }
         if (cwd != null) {
             val result = libc.posix_spawn_file_actions_addchdir_np(actions, cwd)
-            check(result == 0) { "posix_spawn_file_actions_addchdir_np \"$cwd\": ${describeErrno(result)}" }
+            checkReturned(result) { "posix_spawn_file_actions_addchdir_np \"$cwd\"" }
         }
         closeTheRest(actions, fdMap.size)
     }
@@ -131,7 +131,7 @@ internal object Spawn {
         if (closeFromAvailable) {
             try {
                 val result = libc.posix_spawn_file_actions_addclosefrom_np(actions, from)
-                check(result == 0) { "posix_spawn_file_actions_addclosefrom_np: ${describeErrno(result)}" }
+                checkReturned(result) { "posix_spawn_file_actions_addclosefrom_np" }
                 return
             } catch (missing: UnsatisfiedLinkError) {
                 closeFromAvailable = false

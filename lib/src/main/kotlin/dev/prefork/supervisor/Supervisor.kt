@@ -59,9 +59,6 @@ internal class Supervisor(
     /** The supervisor's own scope: every worker's watchers live here, whoever started the worker. */
     private lateinit var scope: CoroutineScope
 
-    /** The supervisor-alive pipe: workers get the read end as fd 3; this process keeps the write end until it dies. */
-    private val watchPipe = Fds.pipe()
-    private val watchPipeTarget = checkNotNull(WorkerEnvironment.fdTarget(watchPipe[0])) { "cannot read /proc/self/fd/${watchPipe[0]}" }
 
     /** Child fds from 5 up, in group order (fd 3: watch pipe, fd 4: ready pipe). */
     private val passedSockets = socketGroups.filter { !it.second }.flatMap { it.first }.associateWith(SocketHandoff::fdOf)
@@ -80,6 +77,13 @@ internal class Supervisor(
     }
     private val reusePortChannels = socketGroups.filter { it.second }.flatMap { it.first }
     private val sharedChannels = passedSockets.keys
+
+    /**
+     * The supervisor-alive pipe: workers get the read end as fd 3; this process keeps the write
+     * end until it dies. Opened last, after every step of set-up that can fail.
+     */
+    private val watchPipe = Fds.pipe()
+    private val watchPipeTarget = checkNotNull(WorkerEnvironment.fdTarget(watchPipe[0])) { "cannot read /proc/self/fd/${watchPipe[0]}" }
 
     private class Worker(val id: Int, val process: Subprocess, val startedNanos: Long) {
         val ready = CompletableDeferred<Unit>()
@@ -252,7 +256,6 @@ internal class Supervisor(
                 start(id)
             } catch (e: IOException) {
                 logger.error(e) { "rolling restart stopped: cannot start a replacement for child $id" }
-                current[id] = old
                 return
             }
             fresh.replacing = old
