@@ -37,6 +37,22 @@ public class ForkOptions private constructor(builder: Builder) {
     @get:JvmName("listener")
     public val listener: WorkerListener? = builder.listener
 
+    /** Whether every worker also gets the first shared listening socket as its fd 0 ([System.inheritedChannel]). */
+    @get:JvmName("inheritedChannel")
+    public val inheritedChannel: Boolean = builder.inheritedChannel
+
+    /** Whether a worker counts as serving only once it calls [Worker.ready], rather than when `forkProcesses` returns in it. */
+    @get:JvmName("explicitReady")
+    public val explicitReady: Boolean = builder.explicitReady
+
+    /** How long a rolling restart waits for a replacement to be ready before it gives up on it and keeps the old worker. */
+    @get:JvmName("readyTimeout")
+    public val readyTimeout: Duration = builder.readyTimeout
+
+    /** How long a worker that got SIGTERM waits for the connections it accepted to close before its JVM exits. */
+    @get:JvmName("drainTimeout")
+    public val drainTimeout: Duration = builder.drainTimeout
+
     public fun toBuilder(): Builder = Builder().also {
         it.numProcesses = numProcesses
         it.maxRestarts = maxRestarts
@@ -46,6 +62,10 @@ public class ForkOptions private constructor(builder: Builder) {
         it.gracefulTimeout = gracefulTimeout
         it.workerCommand = workerCommand
         it.listener = listener
+        it.inheritedChannel = inheritedChannel
+        it.explicitReady = explicitReady
+        it.readyTimeout = readyTimeout
+        it.drainTimeout = drainTimeout
     }
 
     public class Builder internal constructor() {
@@ -57,6 +77,10 @@ public class ForkOptions private constructor(builder: Builder) {
         internal var gracefulTimeout: Duration = Duration.ofSeconds(30)
         internal var workerCommand: List<String>? = null
         internal var listener: WorkerListener? = null
+        internal var inheritedChannel = false
+        internal var explicitReady = false
+        internal var readyTimeout: Duration = Duration.ofSeconds(60)
+        internal var drainTimeout: Duration = Duration.ofSeconds(10)
 
         public fun numProcesses(n: Int): Builder = apply { numProcesses = n }
 
@@ -94,15 +118,57 @@ public class ForkOptions private constructor(builder: Builder) {
 
         public fun workerCommand(vararg command: String): Builder = workerCommand(command.toList())
 
-        /** Told of every worker start and exit, on the supervisor's thread: keep it short. */
+        /** Told of every worker start, readiness and exit, on the supervisor's thread: keep it short. */
         public fun listener(listener: WorkerListener): Builder = apply { this.listener = listener }
+
+        /**
+         * Also puts the first socket bound with `bindSockets` before `forkProcesses` on every
+         * worker's fd 0, so that [System.inheritedChannel] returns it as a
+         * [java.nio.channels.ServerSocketChannel]: what Tomcat's `useInheritedChannel` and Jetty's
+         * `ServerConnector.setInheritChannel(true)` serve on. A worker's stdin is then that
+         * listening socket, not the supervisor's stdin. `forkProcesses` throws
+         * [IllegalStateException] when no shared socket was bound before it.
+         */
+        public fun inheritedChannel(enabled: Boolean): Builder = apply { inheritedChannel = enabled }
+
+        /**
+         * With `true`, a worker is ready (a rolling restart stops the worker it replaces, the
+         * listener hears [WorkerEvent.Ready]) only once it calls [Worker.ready]: after a Spring
+         * context is up, not seconds earlier when `forkProcesses` returned. prefork's
+         * integrations call it when their server starts serving. With `false` (the default),
+         * the worker is ready as soon as `forkProcesses` returns in it, its sockets adopted.
+         */
+        public fun explicitReady(enabled: Boolean): Builder = apply { explicitReady = enabled }
+
+        /**
+         * How long a rolling restart waits for a replacement to become ready. Past it the
+         * replacement is stopped, the old worker keeps serving, and the rolling restart ends
+         * with an error in the log. Default 60 s.
+         */
+        public fun readyTimeout(timeout: Duration): Builder = apply {
+            require(!timeout.isNegative && !timeout.isZero) { "readyTimeout <= 0: $timeout" }
+            readyTimeout = timeout
+        }
+
+        /**
+         * The longest a worker that got SIGTERM keeps its JVM up, after it stopped accepting,
+         * for the connections it had accepted to close (requests in flight to finish; idle
+         * keep-alive connections hold it too, unless the server closes them on shutdown).
+         * Never more than [gracefulTimeout], after which the supervisor kills the worker.
+         * Default 10 s; zero exits as soon as the JVM's shutdown hooks are done.
+         */
+        public fun drainTimeout(timeout: Duration): Builder = apply {
+            require(!timeout.isNegative) { "drainTimeout < 0: $timeout" }
+            drainTimeout = timeout
+        }
 
         public fun build(): ForkOptions = ForkOptions(this)
     }
 
     override fun toString(): String =
         "ForkOptions(numProcesses=$numProcesses, maxRestarts=$maxRestarts, restartWindow=$restartWindow, " +
-            "backoff=$backoffInitial..$backoffMax, gracefulTimeout=$gracefulTimeout, workerCommand=$workerCommand)"
+            "backoff=$backoffInitial..$backoffMax, gracefulTimeout=$gracefulTimeout, workerCommand=$workerCommand, " +
+            "inheritedChannel=$inheritedChannel, explicitReady=$explicitReady, readyTimeout=$readyTimeout, drainTimeout=$drainTimeout)"
 
     public companion object {
         @JvmStatic
@@ -118,6 +184,11 @@ public sealed class WorkerEvent(
 ) {
     public class Started internal constructor(id: Int, pid: Long) : WorkerEvent(id, pid) {
         override fun toString(): String = "child $id (pid $pid) started"
+    }
+
+    /** The worker is serving: `forkProcesses` returned in it, or it called [Worker.ready] (see [ForkOptions.explicitReady]). */
+    public class Ready internal constructor(id: Int, pid: Long) : WorkerEvent(id, pid) {
+        override fun toString(): String = "child $id (pid $pid) ready"
     }
 
     /** The worker ended with [status]; [restarting] says whether a replacement with the same id follows. */

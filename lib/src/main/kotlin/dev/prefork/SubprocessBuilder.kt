@@ -31,6 +31,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     private var terminateTimeout: Duration = Duration.ofSeconds(5)
     private var newProcessGroup = false
     private val extraFds = mutableListOf<ExtraFd>()
+    private var stdinFd: Int? = null
 
     /** A child fd numbered 3 and up, in the order added: a parent fd to pass, or a pipe the parent reads. */
     internal sealed interface ExtraFd {
@@ -40,6 +41,9 @@ public class SubprocessBuilder internal constructor(private val command: List<St
 
     /** Passes [parentFd] to the child as its next fd from 3 up; the caller keeps ownership of [parentFd]. */
     internal fun passFd(parentFd: Int): SubprocessBuilder = apply { extraFds += ExtraFd.Pass(parentFd) }
+
+    /** Makes [parentFd] the child's fd 0 instead of [stdin]'s redirect; the caller keeps ownership of [parentFd]. */
+    internal fun stdinFrom(parentFd: Int): SubprocessBuilder = apply { stdinFd = parentFd }
 
     /** Gives the child the write end of a pipe as its next fd from 3 up; the parent reads it via [Subprocess.extraReaders]. */
     internal fun readPipe(): SubprocessBuilder = apply { extraFds += ExtraFd.ReadPipe }
@@ -121,7 +125,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         val plumbing = Plumbing(name)
         try {
             val fdMap = intArrayOf(
-                plumbing.childEnd(0, stdin),
+                stdinFd ?: plumbing.childEnd(0, stdin),
                 plumbing.childEnd(1, stdout),
                 plumbing.childEnd(2, stderr),
             ) + extraFds.mapIndexed { i, extra ->

@@ -52,4 +52,26 @@ class PreforkJavaTest {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ForkOptions.builder().maxRestarts(-1));
     assertEquals("maxRestarts < 0: -1", e.getMessage());
   }
+
+  @Test
+  void serverOptionsAndWorkerFacade() {
+    ForkOptions options = ForkOptions.builder()
+        .inheritedChannel(true)
+        .explicitReady(true)
+        .readyTimeout(Duration.ofSeconds(90))
+        .drainTimeout(Duration.ofSeconds(5))
+        .build();
+    assertTrue(options.inheritedChannel());
+    assertTrue(options.explicitReady());
+    assertEquals(Duration.ofSeconds(90), options.readyTimeout());
+    assertEquals(Duration.ofSeconds(5), options.drainTimeout());
+    assertFalse(ForkOptions.builder().build().explicitReady());
+    assertEquals("readyTimeout <= 0: PT0S",
+        assertThrows(IllegalArgumentException.class, () -> ForkOptions.builder().readyTimeout(Duration.ZERO)).getMessage());
+    assertEquals("drainTimeout < 0: PT-1S",
+        assertThrows(IllegalArgumentException.class, () -> ForkOptions.builder().drainTimeout(Duration.ofSeconds(-1))).getMessage());
+    // Outside a worker both are no-ops, so one main can call them in the supervisor too.
+    Worker.ready();
+    Worker.onStopAccepting(() -> { throw new AssertionError("never runs outside a worker"); });
+  }
 }

@@ -5,6 +5,7 @@ import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContain
 import io.kotest.matchers.collections.shouldHaveSize
+import io.kotest.matchers.ints.shouldBeGreaterThan
 import io.kotest.matchers.ints.shouldBeLessThanOrEqual
 import io.kotest.matchers.longs.shouldBeGreaterThanOrEqual
 import io.kotest.matchers.shouldBe
@@ -108,6 +109,92 @@ class ForkProcessesTest : FunSpec({
             }
             load.failures.get() shouldBe 0
             load.served.get() shouldNotBe 0
+        }
+    }
+
+    test("a server that does nothing on SIGTERM loses no request across two SIGHUPs: it stops accepting, then drains") {
+        // 300 ms per request and 8 clients: every SIGTERM finds requests in flight in the old worker.
+        fixture("naive", "2", "300").use { f ->
+            val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
+            var previous = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }.toSet()
+            val load = Load(port, clients = 8)
+            load.use {
+                for (round in 1..2) {
+                    Thread.sleep(500)
+                    f.signal(1)
+                    val after = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+)")).groupValues[1].toLong() }.toSet()
+                    eventually(30.seconds) { Regex("rolling restart done").findAll(f.stderr()).count() shouldBe round }
+                    (after intersect previous) shouldBe emptySet()
+                    previous.forEach { ProcFs.alive(it) shouldBe false }
+                    previous = after
+                }
+                Thread.sleep(300)
+            }
+            load.failures.get() shouldBe 0
+            load.served.get() shouldBeGreaterThan 100
+            Regex("worker \\d stop-accepting action").findAll(f.stdout()).count() shouldBe 4
+            Regex("worker \\d: SIGTERM, stopped accepting").findAll(f.stderr()).count() shouldBe 4
+        }
+    }
+
+    test("inheritedChannel(true): each worker's System.inheritedChannel() is the shared socket, drained on SIGHUP") {
+        fixture("naive", "2", "300", "inherited").use { f ->
+            val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
+            val lines = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+) serving (\\S+) bound (\\S+)")) }
+            lines.forEach {
+                it.groupValues[2] shouldBe "/127.0.0.1:$port"
+                it.groupValues[3] shouldBe "/127.0.0.1:$port"
+            }
+            val load = Load(port, clients = 8)
+            load.use {
+                Thread.sleep(500)
+                f.signal(1)
+                eventually(30.seconds) { f.stderr() shouldContain "rolling restart done" }
+                Thread.sleep(300)
+            }
+            load.failures.get() shouldBe 0
+            load.served.get() shouldBeGreaterThan 50
+            lines.forEach { ProcFs.alive(it.groupValues[1].toLong()) shouldBe false }
+        }
+    }
+
+    test("inheritedChannel(true) without a shared socket bound before the fork fails at once and starts nothing") {
+        fixture("inherited-unbound").use { f ->
+            f.awaitLine(Regex("error: (.*)")).groupValues[1] shouldBe
+                "ForkOptions.inheritedChannel(true) needs a socket bound with bindSockets (reusePort = false) before forkProcesses"
+            f.awaitLine(Regex("fds leaked: (.*)")).groupValues[1] shouldBe "0"
+            f.exitCode() shouldBe 0
+            f.stderr() shouldNotContain "Starting 2 processes"
+            f.stdout() shouldNotContain "forked"
+        }
+    }
+
+    test("explicitReady: a rolling restart stops the old worker only after its replacement called Worker.ready()") {
+        fixture("ready", "1", "1500", "20000").use { f ->
+            val old = f.awaitLine(Regex("worker 0 pid (\\d+)")).groupValues[1].toLong()
+            f.awaitLine(Regex("event child 0 \\(pid $old\\) ready"))
+            f.signal(1)
+            val fresh = f.awaitLine(Regex("worker 0 pid (\\d+)")).groupValues[1].toLong()
+            f.awaitLine(Regex("event child 0 \\(pid $old\\) exited"), seconds = 30)
+            val events = f.stdout().lines().filter { it.startsWith("event ") }
+            events.indexOf("event child 0 (pid $fresh) ready") shouldBeGreaterThan events.indexOf("event child 0 (pid $fresh) started")
+            events.indexOfFirst { it.startsWith("event child 0 (pid $old) exited") } shouldBeGreaterThan
+                events.indexOf("event child 0 (pid $fresh) ready")
+            eventually(10.seconds) { f.stderr() shouldContain "rolling restart done" }
+        }
+    }
+
+    test("a replacement not ready within readyTimeout is stopped, and the old worker keeps serving") {
+        fixture("ready", "1", "-1", "1500").use { f ->
+            val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
+            val old = f.awaitLine(Regex("worker 0 pid (\\d+)")).groupValues[1].toLong()
+            f.signal(1)
+            val fresh = f.awaitLine(Regex("worker 0 pid (\\d+)")).groupValues[1].toLong()
+            f.awaitLine(Regex("event child 0 \\(pid $fresh\\) exited"), seconds = 30)
+            f.stderr() shouldContain "child 0's replacement (pid $fresh) was not ready within PT1.5S; stopping it, pid $old keeps serving"
+            ProcFs.alive(old) shouldBe true
+            (0 until 5).forEach { get(port, "/").toLong() shouldBe old }
+            f.stderr() shouldNotContain "rolling restart done"
         }
     }
 

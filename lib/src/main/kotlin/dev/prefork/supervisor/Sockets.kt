@@ -53,7 +53,7 @@ internal object Sockets {
                     "supervisor's call #${index + 1} bound port $bound: call bindSockets in the same order in every process",
             )
         }
-        if (replayed == WorkerRuntime.socketGroups.size) WorkerRuntime.ready()
+        channels.forEach(WorkerStop::handedOver)
         return channels
     }
 

@@ -51,8 +51,8 @@ internal class Supervisor(
         backoffMaxNanos = options.backoffMax.toNanos(),
     )
     private val events = Channel<Event>(Channel.UNLIMITED)
-    private val current = HashMap<Int, Worker>()
-    private val leaving = HashSet<Worker>()
+    private val current = HashMap<Int, Child>()
+    private val leaving = HashSet<Child>()
     private var stopping = false
     private var rolling: Job? = null
 
@@ -78,6 +78,18 @@ internal class Supervisor(
     private val reusePortChannels = socketGroups.filter { it.second }.flatMap { it.first }
     private val sharedChannels = passedSockets.keys
 
+    /** With [ForkOptions.inheritedChannel], the first shared socket becomes every worker's fd 0. */
+    private val inheritedFd: Int? = if (options.inheritedChannel) {
+        checkNotNull(parentSocketFds.firstOrNull()) {
+            "ForkOptions.inheritedChannel(true) needs a socket bound with bindSockets (reusePort = false) before forkProcesses"
+        }
+    } else {
+        null
+    }
+
+    /** A worker waits this long for its accepted connections on SIGTERM: never past the SIGKILL that follows. */
+    private val drainMillis = minOf(options.drainTimeout, options.gracefulTimeout).toMillis()
+
     /**
      * The supervisor-alive pipe: workers get the read end as fd 3; this process keeps the write
      * end until it dies. Opened last, after every step of set-up that can fail.
@@ -85,16 +97,17 @@ internal class Supervisor(
     private val watchPipe = Fds.pipe()
     private val watchPipeTarget = checkNotNull(WorkerEnvironment.fdTarget(watchPipe[0])) { "cannot read /proc/self/fd/${watchPipe[0]}" }
 
-    private class Worker(val id: Int, val process: Subprocess, val startedNanos: Long) {
-        val ready = CompletableDeferred<Unit>()
+    private class Child(val id: Int, val process: Subprocess, val startedNanos: Long) {
+        /** True once the worker said it is serving; false if it exited first. */
+        val ready = CompletableDeferred<Boolean>()
         val pid: Long get() = process.pid
 
         /** During a rolling restart, the worker this one replaces until it said it is ready. */
-        var replacing: Worker? = null
+        var replacing: Child? = null
     }
 
     private sealed interface Event {
-        class Exited(val worker: Worker, val status: ExitStatus) : Event
+        class Exited(val worker: Child, val status: ExitStatus) : Event
         class StartDue(val id: Int) : Event
         class Signaled(val name: String) : Event
     }
@@ -212,28 +225,35 @@ internal class Supervisor(
         return next
     }
 
-    private fun start(id: Int): Worker {
+    private fun start(id: Int): Child {
         val environment = System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) } + mapOf(
             WorkerEnvironment.TASK_ID to id.toString(),
             WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
             WorkerEnvironment.SOCKETS to encodedGroups,
             WorkerEnvironment.WATCH_PIPE to watchPipeTarget,
+            WorkerEnvironment.DRAIN_MS to drainMillis.toString(),
+        ) + listOfNotNull(
+            (WorkerEnvironment.READY to WorkerRuntime.EXPLICIT).takeIf { options.explicitReady },
+            (WorkerEnvironment.INHERITED_CHANNEL to "1").takeIf { inheritedFd != null },
         )
         // A process group of its own: a terminal's Ctrl-C reaches only the supervisor, which then stops the workers in order.
         val builder = Subprocess.builder(command).env(environment).newProcessGroup().passFd(watchPipe[0]).readPipe()
         parentSocketFds.forEach { builder.passFd(it) }
+        inheritedFd?.let { builder.stdinFrom(it) }
         val process = builder.startDetached()
-        val worker = Worker(id, process, System.nanoTime())
+        val worker = Child(id, process, System.nanoTime())
         current[id] = worker
         options.listener?.onEvent(WorkerEvent.Started(id, process.pid))
         scope.launch {
             try {
                 process.extraReaders[0].readUntil(READY)
-                worker.ready.complete(Unit)
             } catch (e: EOFException) {
-                // exited before it was ready: "ready" then means "settled"; the exit event tells the rest
-                worker.ready.complete(Unit)
+                worker.ready.complete(false) // exited before it was ready; the exit event tells the rest
+                return@launch
             }
+            worker.ready.complete(true)
+            logger.debug { "child $id (pid ${process.pid}) ready" }
+            options.listener?.onEvent(WorkerEvent.Ready(id, process.pid))
         }
         scope.launch {
             process.waitForExit(raiseError = false)
@@ -244,8 +264,9 @@ internal class Supervisor(
 
     /**
      * SIGHUP: replaces workers one at a time. The old worker gets SIGTERM only once its
-     * replacement said it is ready (adopted its sockets), so with the shared accept queue held
-     * open by this process no connection is ever refused.
+     * replacement said it is ready (serving, with [ForkOptions.explicitReady]; its sockets
+     * adopted otherwise), so with the shared accept queue held open by this process no
+     * connection is ever refused.
      */
     private suspend fun rollingRestart() {
         logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" }
@@ -260,10 +281,22 @@ internal class Supervisor(
             }
             fresh.replacing = old
             leaving += old
-            withTimeoutOrNull(options.gracefulTimeout.toMillis()) { fresh.ready.await() }
+            val ready = withTimeoutOrNull(options.readyTimeout.toMillis()) { fresh.ready.await() } == true
             if (current[id] !== fresh || fresh.process.returnCode != null) {
                 // It died before it was ready; the exit handler put the old worker back.
                 logger.error { "rolling restart stopped at child $id" }
+                return
+            }
+            if (!ready) {
+                logger.error {
+                    "rolling restart stopped: child $id's replacement (pid ${fresh.pid}) was not ready within " +
+                        "${options.readyTimeout}; stopping it, pid ${old.pid} keeps serving"
+                }
+                fresh.replacing = null
+                leaving -= old
+                current[id] = old
+                leaving += fresh
+                stop(listOf(fresh))
                 return
             }
             fresh.replacing = null
@@ -281,7 +314,7 @@ internal class Supervisor(
     }
 
     /** SIGTERM, [ForkOptions.gracefulTimeout] to exit, then SIGKILL; returns once all are reaped. */
-    private suspend fun stop(workers: Collection<Worker>) {
+    private suspend fun stop(workers: Collection<Child>) {
         workers.forEach { it.process.terminate() }
         val inTime = withTimeoutOrNull(options.gracefulTimeout.toMillis()) {
             workers.forEach { it.process.waitForExit(raiseError = false) }

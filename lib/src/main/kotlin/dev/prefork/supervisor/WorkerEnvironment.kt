@@ -14,12 +14,18 @@ import dev.prefork.WORKER_VARIABLE_PREFIX
  *   the variables when a launcher other than prefork's starts them);
  * - `PREFORK_SOCKETS`: one entry per `bindSockets` call the supervisor made before forking,
  *   `;`-separated: `s` plus `fd/family` pairs for shared sockets (`s5/4,6/6`), or `r` plus the
- *   port for a SO_REUSEPORT group that each worker binds itself (`r8888`).
+ *   port for a SO_REUSEPORT group that each worker binds itself (`r8888`);
+ * - `PREFORK_READY`: `explicit` when the worker is ready only once it calls `Worker.ready()`;
+ * - `PREFORK_DRAIN_MS`: how long a worker that got SIGTERM waits for its accepted connections;
+ * - `PREFORK_INHERITED_CHANNEL`: `1` when fd 0 is the first shared listening socket.
  */
 internal object WorkerEnvironment {
     const val TASK_ID = "${WORKER_VARIABLE_PREFIX}TASK_ID"
     const val CONTROL_FDS = "${WORKER_VARIABLE_PREFIX}CONTROL_FDS"
     const val SOCKETS = "${WORKER_VARIABLE_PREFIX}SOCKETS"
+    const val READY = "${WORKER_VARIABLE_PREFIX}READY"
+    const val DRAIN_MS = "${WORKER_VARIABLE_PREFIX}DRAIN_MS"
+    const val INHERITED_CHANNEL = "${WORKER_VARIABLE_PREFIX}INHERITED_CHANNEL"
 
     /** `pipe:[inode]` of the watch pipe: proves fd 3 is really this supervisor's pipe, not an inherited stranger. */
     const val WATCH_PIPE = "${WORKER_VARIABLE_PREFIX}WATCH_PIPE"

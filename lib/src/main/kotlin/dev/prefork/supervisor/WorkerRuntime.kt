@@ -28,19 +28,32 @@ internal object WorkerRuntime {
     val socketGroups: List<WorkerEnvironment.Group> =
         if (taskId == null) emptyList() else WorkerEnvironment.decode(System.getenv(WorkerEnvironment.SOCKETS).orEmpty())
 
+    /** Ready only when the worker's code says so ([dev.prefork.Worker.ready]), not when forkProcesses returns. */
+    private val explicitReady = taskId != null && System.getenv(WorkerEnvironment.READY) == EXPLICIT
+
+    private val drainMillis = System.getenv(WorkerEnvironment.DRAIN_MS)?.toLongOrNull() ?: DEFAULT_DRAIN_MILLIS
+
+    /** Whether fd 0 is the first shared listening socket (`ForkOptions.inheritedChannel`). */
+    private val inheritedChannel = taskId != null && System.getenv(WorkerEnvironment.INHERITED_CHANNEL) == "1"
+
     private var started = false
     private var readySent = false
 
-    /** Called by forkProcesses in a worker: watch the supervisor, and say ready unless sockets are still to adopt. */
+    /**
+     * Called by forkProcesses in a worker, its sockets adopted: watch the supervisor, stop
+     * accepting first on SIGTERM, and say ready unless the worker's code will.
+     */
     @Synchronized
     fun start() {
+        val id = taskId ?: return
         if (started) return
         started = true
-        if (taskId != null) controlFds.getOrNull(0)?.let(::watchSupervisor)
-        if (socketGroups.isEmpty()) ready()
+        controlFds.getOrNull(0)?.let(::watchSupervisor)
+        WorkerStop.install(id, drainMillis, inheritedChannel)
+        if (!explicitReady) ready()
     }
 
-    /** Tells the supervisor this worker is up (used by rolling restarts); once. */
+    /** Tells the supervisor this worker is serving (rolling restarts wait for it); once. */
     @Synchronized
     fun ready() {
         if (readySent || taskId == null) return
@@ -80,6 +93,8 @@ internal object WorkerRuntime {
     }
 
     private val READY = "ready\n".toByteArray()
+    const val EXPLICIT = "explicit"
+    const val DEFAULT_DRAIN_MILLIS = 10_000L
     private const val ORPHAN_EXIT = 1
     private const val HALT_AFTER_MILLIS = 500L
 }

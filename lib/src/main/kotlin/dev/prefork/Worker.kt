@@ -1,0 +1,47 @@
+package dev.prefork
+
+import dev.prefork.supervisor.WorkerRuntime
+import dev.prefork.supervisor.WorkerStop
+
+/**
+ * A worker's side of [forkProcesses], for the server that runs in it: when it is serving, and
+ * what stopping to accept means for it. Outside a worker (in the supervisor, or a program that
+ * never forked) every call here does nothing, so the same `main` runs in both.
+ *
+ * What a worker does on SIGTERM (the supervisor's graceful stop, or the old worker's turn in
+ * a rolling restart), in order:
+ * 1. the actions given to [onStopAccepting] run, in the order they were added;
+ * 2. prefork closes this worker's handles on the listening sockets it handed over (what
+ *    `bindSockets` returned, and [System.inheritedChannel] with
+ *    [ForkOptions.Builder.inheritedChannel]): the socket and its accept queue stay open in the
+ *    supervisor and the other workers, so no connection is refused or lost;
+ * 3. the JVM shuts down as on any SIGTERM: shutdown hooks run, a framework's graceful
+ *    shutdown among them, and the JVM exits with status 143;
+ * 4. meanwhile prefork keeps the JVM up until the connections this worker accepted are
+ *    closed, at most [ForkOptions.drainTimeout], so even a server that does nothing on
+ *    SIGTERM finishes the requests it holds.
+ */
+public object Worker {
+    /**
+     * Tells the supervisor this worker is serving. With [ForkOptions.Builder.explicitReady] a
+     * rolling restart stops the old worker only after its replacement called this; otherwise
+     * the worker was ready when `forkProcesses` returned in it, and this does nothing. Only the
+     * first call counts; safe from any thread.
+     */
+    @JvmStatic
+    public fun ready() {
+        WorkerRuntime.ready()
+    }
+
+    /**
+     * Adds what this worker's server must do to stop taking new connections (pause its
+     * acceptors, close its server channel), run on SIGTERM before prefork closes the sockets it
+     * handed over and before the JVM's shutdown hooks; see [Worker]. An action runs on a prefork
+     * thread and should return quickly: the requests it leaves in flight are drained afterwards.
+     * An exception it throws is logged and the stop goes on.
+     */
+    @JvmStatic
+    public fun onStopAccepting(action: Runnable) {
+        if (taskId() != null) WorkerStop.onStopAccepting(action)
+    }
+}

@@ -1,0 +1,109 @@
+package dev.prefork.supervisor
+
+import io.github.oshai.kotlinlogging.KotlinLogging
+import sun.misc.Signal
+import sun.misc.SignalHandler
+import java.net.InetSocketAddress
+import java.nio.channels.ServerSocketChannel
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.CopyOnWriteArrayList
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicBoolean
+
+private val logger = KotlinLogging.logger {}
+
+/**
+ * A worker's SIGTERM, which the supervisor sends on a graceful stop and to the old worker of a
+ * rolling restart. The worker first stops taking connections from the shared accept queue
+ * (the stop-accepting actions its server registered, then prefork closes this process's
+ * handles on the sockets it handed over; the other workers keep the queue), and only then
+ * lets the JVM shut down as SIGTERM always does, running the server's own shutdown hooks.
+ * Meanwhile a hook of prefork's keeps the JVM up until the connections this worker accepted
+ * are closed, at most the drain timeout: a server that does nothing on SIGTERM still
+ * finishes the requests it holds instead of dropping them.
+ */
+internal object WorkerStop {
+    private val actions = CopyOnWriteArrayList<Runnable>()
+    private val channels = CopyOnWriteArrayList<ServerSocketChannel>()
+
+    /** Local ports of the handed-over sockets: an open connection on one of them was accepted by this worker. */
+    private val ports: MutableSet<Int> = ConcurrentHashMap.newKeySet()
+    private val stopping = AtomicBoolean()
+
+    /** When the drain ends (System.nanoTime); 0 while no SIGTERM arrived: an exit for any other reason does not wait. */
+    @Volatile private var drainDeadline = 0L
+
+    /** The handler SIGTERM had before ours: the JVM's, which exits through the shutdown hooks. */
+    @Volatile private var previousHandler: SignalHandler? = null
+
+    fun onStopAccepting(action: Runnable) {
+        actions += action
+    }
+
+    /** A listening socket this worker got from its supervisor (shared or SO_REUSEPORT): closed on SIGTERM. */
+    fun handedOver(channel: ServerSocketChannel) {
+        channels += channel
+        (channel.localAddress as? InetSocketAddress)?.let { ports += it.port }
+    }
+
+    /** Called once in a worker, when `forkProcesses` returns: SIGTERM stops accepting first from now on. */
+    fun install(taskId: Int, drainMillis: Long, inheritedChannel: Boolean) {
+        val term = Signal("TERM")
+        val previous = try {
+            Signal.handle(term) { signal -> onTerm(signal, taskId, drainMillis, inheritedChannel) }
+        } catch (e: IllegalArgumentException) {
+            logger.warn { "worker $taskId cannot handle SIGTERM (${e.message}): it will not stop accepting before it exits" }
+            return
+        }
+        previousHandler = previous
+        Runtime.getRuntime().addShutdownHook(Thread({ awaitDrained(taskId) }, "prefork-drain"))
+    }
+
+    /** Runs on a thread of its own, as the JVM runs every signal handler. */
+    private fun onTerm(signal: Signal, taskId: Int, drainMillis: Long, inheritedChannel: Boolean) {
+        if (!stopping.compareAndSet(false, true)) return // the JVM is already on its way out
+        drainDeadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(drainMillis)
+        stopAccepting(taskId, inheritedChannel)
+        val previous = previousHandler
+        if (previous == null || previous == SignalHandler.SIG_DFL || previous == SignalHandler.SIG_IGN) {
+            System.exit(EXIT_ON_SIGTERM)
+        } else {
+            previous.handle(signal) // the JVM's own: exit with 143 through the shutdown hooks
+        }
+    }
+
+    private fun stopAccepting(taskId: Int, inheritedChannel: Boolean) {
+        for (action in actions) {
+            try {
+                action.run()
+            } catch (e: Exception) {
+                logger.warn(e) { "worker $taskId: a stop-accepting action failed; closing its sockets anyway" }
+            }
+        }
+        val all = channels.toMutableList()
+        if (inheritedChannel) {
+            (System.inheritedChannel() as? ServerSocketChannel)?.let { inherited ->
+                (inherited.localAddress as? InetSocketAddress)?.let { ports += it.port }
+                all += inherited
+            }
+        }
+        // This process's handles only: the socket, its queue and the other workers' handles stay open.
+        all.forEach { runCatching { it.close() } }
+        logger.info { "worker $taskId: SIGTERM, stopped accepting" }
+    }
+
+    private fun awaitDrained(taskId: Int) {
+        val deadline = drainDeadline
+        if (deadline == 0L) return
+        var open = ProcNet.acceptedConnections(ports)
+        while (open > 0 && System.nanoTime() < deadline) {
+            Thread.sleep(POLL_MILLIS)
+            open = ProcNet.acceptedConnections(ports)
+        }
+        if (open > 0) logger.warn { "worker $taskId: $open accepted connections still open after the drain timeout, exiting" }
+    }
+
+    /** What the JVM itself exits with on SIGTERM: 128 + 15. */
+    private const val EXIT_ON_SIGTERM = 143
+    private const val POLL_MILLIS = 20L
+}
