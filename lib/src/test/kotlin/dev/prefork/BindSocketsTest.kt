@@ -1,5 +1,6 @@
 package dev.prefork
 
+import dev.prefork.testing.ProcFs
 import dev.prefork.posix.Fds
 import dev.prefork.supervisor.SocketHandoff
 import io.kotest.assertions.throwables.shouldThrow

@@ -1,6 +1,10 @@
 package dev.prefork
 
-import dev.prefork.fixtures.get
+import dev.prefork.testing.FixtureJvm
+import dev.prefork.testing.ProcFs
+import dev.prefork.testing.Load
+import dev.prefork.testing.kill
+import dev.prefork.testing.get
 import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContain
@@ -275,35 +279,6 @@ class ForkProcessesTest : FunSpec({
         }
     }
 })
-
-/** [clients] threads sending `GET /` to [port] back to back until closed, counting what was served and what failed. */
-private class Load(port: Int, clients: Int) : AutoCloseable {
-    val served = AtomicInteger()
-    val failures = AtomicInteger()
-    private val stop = AtomicBoolean()
-    private val pool = Executors.newFixedThreadPool(clients)
-
-    init {
-        repeat(clients) {
-            pool.execute {
-                while (!stop.get()) {
-                    try {
-                        get(port, "/")
-                        served.incrementAndGet()
-                    } catch (e: IOException) {
-                        failures.incrementAndGet()
-                    }
-                }
-            }
-        }
-    }
-
-    override fun close() {
-        stop.set(true)
-        pool.shutdown()
-        pool.awaitTermination(20, TimeUnit.SECONDS)
-    }
-}
 
 /** This JVM's class path, expanded from Surefire's manifest-only jar when it uses one. */
 private fun classPathOfThisJvm(): List<java.nio.file.Path> =

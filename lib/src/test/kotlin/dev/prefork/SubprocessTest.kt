@@ -1,5 +1,7 @@
 package dev.prefork
 
+import dev.prefork.testing.ProcFs
+import dev.prefork.testing.kill
 import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec

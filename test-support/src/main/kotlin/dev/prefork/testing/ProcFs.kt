@@ -1,4 +1,4 @@
-package dev.prefork
+package dev.prefork.testing
 
 import java.io.File
 

@@ -1,4 +1,4 @@
-package dev.prefork
+package dev.prefork.testing
 
 import java.nio.file.Path
 import java.util.concurrent.LinkedBlockingQueue
@@ -6,11 +6,11 @@ import java.util.concurrent.TimeUnit
 import kotlin.concurrent.thread
 
 /**
- * A fixture `main` running in a fresh JVM (never this test JVM), its output collected line by
- * line. [close] kills it and every process it started, pass or fail.
+ * A fixture `main` (or an executable [jar]) running in a fresh JVM (never this test JVM), its
+ * output collected line by line. [close] kills it and every process it started, pass or fail.
  */
 class FixtureJvm(
-    mainClass: String,
+    mainClass: String?,
     args: List<String>,
     jvmFlags: List<String> = emptyList(),
     jar: Path? = null,
@@ -33,7 +33,7 @@ class FixtureJvm(
         } else {
             add("-cp")
             add(System.getProperty("java.class.path"))
-            add(mainClass)
+            add(requireNotNull(mainClass) { "a fixture needs a main class or a jar" })
         }
         addAll(args)
     }
