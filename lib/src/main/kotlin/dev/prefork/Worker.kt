@@ -19,7 +19,7 @@ import dev.prefork.supervisor.WorkerStop
  *    shutdown among them, and the JVM exits with status 143;
  * 4. meanwhile prefork keeps the JVM up until the connections this worker accepted are
  *    closed, at most [ForkOptions.drainTimeout], so even a server that does nothing on
- *    SIGTERM finishes the requests it holds.
+ *    SIGTERM finishes the requests it holds; then the actions given to [onDrained] run.
  */
 public object Worker {
     /**
@@ -43,5 +43,17 @@ public object Worker {
     @JvmStatic
     public fun onStopAccepting(action: Runnable) {
         if (taskId() != null) WorkerStop.onStopAccepting(action)
+    }
+
+    /**
+     * Adds an action that runs once this worker has drained after SIGTERM (its accepted
+     * connections closed, or [ForkOptions.drainTimeout] passed), from prefork's own shutdown
+     * hook; in a shutdown for any other reason it runs without waiting. This is where to stop a
+     * server whose own shutdown would cut requests in flight (Ktor's Netty engine closes every
+     * connection as soon as it stops): turn its shutdown hook off and stop it here instead.
+     */
+    @JvmStatic
+    public fun onDrained(action: Runnable) {
+        if (taskId() != null) WorkerStop.onDrained(action)
     }
 }

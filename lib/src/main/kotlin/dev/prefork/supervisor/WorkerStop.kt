@@ -24,6 +24,7 @@ private val logger = KotlinLogging.logger {}
  */
 internal object WorkerStop {
     private val actions = CopyOnWriteArrayList<Runnable>()
+    private val afterDrain = CopyOnWriteArrayList<Runnable>()
     private val channels = CopyOnWriteArrayList<ServerSocketChannel>()
 
     /** Local ports of the handed-over sockets: an open connection on one of them was accepted by this worker. */
@@ -38,6 +39,10 @@ internal object WorkerStop {
 
     fun onStopAccepting(action: Runnable) {
         actions += action
+    }
+
+    fun onDrained(action: Runnable) {
+        afterDrain += action
     }
 
     /** A listening socket this worker got from its supervisor (shared or SO_REUSEPORT): closed on SIGTERM. */
@@ -92,15 +97,24 @@ internal object WorkerStop {
         logger.info { "worker $taskId: SIGTERM, stopped accepting" }
     }
 
+    /** prefork's shutdown hook in a worker: after a SIGTERM, wait for the drain; in any shutdown, then run the after-drain actions. */
     private fun awaitDrained(taskId: Int) {
         val deadline = drainDeadline
-        if (deadline == 0L) return
-        var open = ProcNet.acceptedConnections(ports)
-        while (open > 0 && System.nanoTime() < deadline) {
-            Thread.sleep(POLL_MILLIS)
-            open = ProcNet.acceptedConnections(ports)
+        if (deadline != 0L) {
+            var open = ProcNet.acceptedConnections(ports)
+            while (open > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(POLL_MILLIS)
+                open = ProcNet.acceptedConnections(ports)
+            }
+            if (open > 0) logger.warn { "worker $taskId: $open accepted connections still open after the drain timeout, exiting" }
         }
-        if (open > 0) logger.warn { "worker $taskId: $open accepted connections still open after the drain timeout, exiting" }
+        for (action in afterDrain) {
+            try {
+                action.run()
+            } catch (e: Exception) {
+                logger.warn(e) { "worker $taskId: an after-drain action failed" }
+            }
+        }
     }
 
     /** What the JVM itself exits with on SIGTERM: 128 + 15. */

@@ -1,0 +1,123 @@
+package dev.prefork.netty
+
+import dev.prefork.bindSockets
+import dev.prefork.testing.FixtureJvm
+import dev.prefork.testing.ProcFs
+import dev.prefork.testing.Wrk
+import dev.prefork.testing.get
+import dev.prefork.testing.pidIn
+import io.kotest.assertions.nondeterministic.eventually
+import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.collections.shouldContain
+import io.kotest.matchers.longs.shouldBeGreaterThan
+import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldContain
+import io.kotest.matchers.string.shouldNotContain
+import io.netty.bootstrap.ServerBootstrap
+import io.netty.channel.ChannelInboundHandlerAdapter
+import io.netty.channel.MultiThreadIoEventLoopGroup
+import io.netty.channel.epoll.EpollIoHandler
+import io.netty.channel.nio.NioIoHandler
+import java.net.BindException
+import java.net.InetSocketAddress
+import java.net.Socket
+import java.nio.file.Files
+import java.nio.file.Path
+import kotlin.time.Duration.Companion.seconds
+
+private const val FIXTURE = "dev.prefork.netty.fixtures.NettyFixtureKt"
+
+class PreforkNettyTest : FunSpec({
+    fun fdOpen(fd: Int) = Files.exists(Path.of("/proc/self/fd/$fd"))
+
+    test("Netty's bind succeeds on an adopted socket without binding again, and serves it (NIO and epoll)") {
+        for (epoll in listOf(false, true)) {
+            val socket = bindSockets(0, "127.0.0.1").single()
+            val port = (socket.localAddress as InetSocketAddress).port
+            val io = if (epoll) EpollIoHandler.newFactory() else NioIoHandler.newFactory()
+            val group = MultiThreadIoEventLoopGroup(1, io)
+            try {
+                val factory = if (epoll) PreforkNetty.epollServerChannelFactory(socket) else PreforkNetty.nioServerChannelFactory(socket)
+                val channel = ServerBootstrap().group(group).channelFactory(factory)
+                    .childHandler(object : ChannelInboundHandlerAdapter() {})
+                    .bind("127.0.0.1", port).sync().channel()
+                (channel.localAddress() as InetSocketAddress).port shouldBe port
+                Socket("127.0.0.1", port).use { it.isConnected shouldBe true }
+                shouldThrow<IllegalStateException> { factory.newChannel() }.message shouldContain "already made"
+                channel.close().sync()
+            } finally {
+                group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS).sync()
+                socket.close()
+            }
+        }
+    }
+
+    test("a bind to another port fails naming both addresses, and closes the channel") {
+        val socket = bindSockets(0, "127.0.0.1").single()
+        val port = (socket.localAddress as InetSocketAddress).port
+        val group = MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory())
+        try {
+            val future = ServerBootstrap().group(group).channelFactory(PreforkNetty.nioServerChannelFactory(socket))
+                .childHandler(object : ChannelInboundHandlerAdapter() {})
+                .bind("127.0.0.1", port + 1).await()
+            val cause = future.cause() as BindException
+            cause.message shouldContain "127.0.0.1:${port + 1}"
+            cause.message shouldContain "127.0.0.1:$port"
+        } finally {
+            group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS).sync()
+            socket.close()
+        }
+    }
+
+    test("epoll takes the descriptor over: closing the JDK channel afterwards leaves Netty's descriptor open") {
+        val socket = bindSockets(0, "127.0.0.1").single()
+        val fd = FdHandover.take(socket)
+        try {
+            fdOpen(fd) shouldBe true
+            socket.close()
+            System.gc()
+            fdOpen(fd) shouldBe true
+            shouldThrow<IllegalStateException> { FdHandover.take(socket) }
+        } finally {
+            io.netty.channel.epoll.EpollServerSocketChannel(fd).unsafe().closeForcibly()
+        }
+        fdOpen(fd) shouldBe false
+    }
+
+    for ((transport, keepAlive) in listOf("nio" to false, "epoll" to false, "nio" to true, "epoll" to true)) {
+        val mode = if (keepAlive) "keep-alive" else "a connection per request"
+        test("2 workers on $transport: two SIGHUPs under wrk load ($mode) fail no request, and SIGTERM stops all") {
+            FixtureJvm(FIXTURE, listOf(transport, "2", "20")).use { f ->
+                val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
+                var pids = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+) serving \\S+ on (\\w+)")) }.map {
+                    it.groupValues[2] shouldBe if (transport == "epoll") "EpollServerSocketChannel" else "NioServerSocketChannel"
+                    it.groupValues[1].toLong()
+                }.toSet()
+                Wrk(port, connections = 16, keepAlive = keepAlive).use { wrk ->
+                    for (round in 1..2) {
+                        Thread.sleep(1_000)
+                        f.signal(1)
+                        eventually(60.seconds) { Regex("rolling restart done").findAll(f.stderr()).count() shouldBe round }
+                        val fresh = Regex("worker \\d pid (\\d+) serving").findAll(f.stdout()).map { it.groupValues[1].toLong() }.toList().takeLast(2).toSet()
+                        (fresh intersect pids) shouldBe emptySet()
+                        pids.forEach { ProcFs.alive(it) shouldBe false }
+                        pids = fresh
+                    }
+                    Thread.sleep(1_000)
+                    val result = wrk.stop()
+                    println("netty $transport $mode: $result")
+                    result.failures shouldBe 0
+                    result.requests shouldBeGreaterThan 500
+                }
+                (0 until 5).forEach { pids shouldContain pidIn(get(port))!! }
+                // every worker said ready itself, when Netty's bind completed (explicitReady)
+                Regex("event child \\d \\(pid \\d+\\) ready").findAll(f.stdout()).count() shouldBe 6
+                f.signal(15)
+                f.exitCode(60) shouldBe 0
+                pids.forEach { ProcFs.alive(it) shouldBe false }
+                f.stderr() shouldNotContain "Exception"
+            }
+        }
+    }
+})
