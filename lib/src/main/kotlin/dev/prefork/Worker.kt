@@ -2,6 +2,7 @@ package dev.prefork
 
 import dev.prefork.supervisor.WorkerRuntime
 import dev.prefork.supervisor.WorkerStop
+import java.time.Duration
 
 /**
  * A worker's side of [forkProcesses], for the server that runs in it: when it is serving, and
@@ -10,16 +11,19 @@ import dev.prefork.supervisor.WorkerStop
  *
  * What a worker does on SIGTERM (the supervisor's graceful stop, or the old worker's turn in
  * a rolling restart), in order:
- * 1. the actions given to [onStopAccepting] run, in the order they were added;
- * 2. prefork closes this worker's handles on the listening sockets it handed over (what
+ * 1. prefork closes this worker's handles on the listening sockets it handed over (what
  *    `bindSockets` returned, and [System.inheritedChannel] with
- *    [ForkOptions.Builder.inheritedChannel]): the socket and its accept queue stay open in the
- *    supervisor and the other workers, so no connection is refused or lost;
+ *    [ForkOptions.Builder.inheritedChannel]; stdout and stderr stay where they were, although
+ *    the JDK points them at /dev/null when that channel closes): the socket and its accept
+ *    queue stay open in the supervisor and the other workers, so no connection is refused or
+ *    lost, and a thread blocked in `accept` here wakes up with an exception;
+ * 2. the actions given to [onStopAccepting] run, in the order they were added: the server's
+ *    own way to stop accepting (quiet its acceptor threads, turn keep-alive off);
  * 3. the JVM shuts down as on any SIGTERM: shutdown hooks run, a framework's graceful
  *    shutdown among them, and the JVM exits with status 143;
  * 4. meanwhile prefork keeps the JVM up until the connections this worker accepted are
- *    closed, at most [ForkOptions.drainTimeout], so even a server that does nothing on
- *    SIGTERM finishes the requests it holds; then the actions given to [onDrained] run.
+ *    closed, at most [drainTimeout], so even a server that does nothing on SIGTERM finishes
+ *    the requests it holds; then the actions given to [onDrained] run.
  */
 public object Worker {
     /**
@@ -34,11 +38,19 @@ public object Worker {
     }
 
     /**
-     * Adds what this worker's server must do to stop taking new connections (pause its
-     * acceptors, close its server channel), run on SIGTERM before prefork closes the sockets it
-     * handed over and before the JVM's shutdown hooks; see [Worker]. An action runs on a prefork
-     * thread and should return quickly: the requests it leaves in flight are drained afterwards.
-     * An exception it throws is logged and the stop goes on.
+     * How long this worker may drain after SIGTERM ([ForkOptions.drainTimeout], never more than
+     * the supervisor's `gracefulTimeout`); 10 s outside a worker.
+     */
+    @JvmStatic
+    public fun drainTimeout(): Duration = Duration.ofMillis(WorkerRuntime.drainMillis)
+
+    /**
+     * Adds what this worker's server must do once it stops taking new connections (stop its
+     * acceptor threads, close a server channel prefork did not hand over, turn keep-alive off),
+     * run on SIGTERM right after prefork closed the sockets it handed over and before the JVM's
+     * shutdown hooks; see [Worker]. An action runs on a prefork thread; it may wait, within
+     * [drainTimeout], for the connections it holds to finish. An exception it throws is logged
+     * and the stop goes on.
      */
     @JvmStatic
     public fun onStopAccepting(action: Runnable) {

@@ -141,7 +141,7 @@ class ForkProcessesTest : FunSpec({
         }
     }
 
-    test("inheritedChannel(true): each worker's System.inheritedChannel() is the shared socket, drained on SIGHUP") {
+    test("inheritedChannel(true): each worker's System.inheritedChannel() is the shared socket, drained on SIGHUP, its output kept") {
         fixture("naive", "2", "300", "inherited").use { f ->
             val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
             val lines = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+) serving (\\S+) bound (\\S+)")) }
@@ -159,6 +159,9 @@ class ForkProcessesTest : FunSpec({
             load.failures.get() shouldBe 0
             load.served.get() shouldBeGreaterThan 50
             lines.forEach { ProcFs.alive(it.groupValues[1].toLong()) shouldBe false }
+            // Closing the inherited channel makes the JDK point fds 1 and 2 at /dev/null; prefork puts them back.
+            Regex("worker \\d stop-accepting action").findAll(f.stdout()).count() shouldBe 2
+            Regex("worker \\d: SIGTERM, stopped accepting").findAll(f.stderr()).count() shouldBe 2
         }
     }
 

@@ -31,7 +31,7 @@ internal object WorkerRuntime {
     /** Ready only when the worker's code says so ([dev.prefork.Worker.ready]), not when forkProcesses returns. */
     private val explicitReady = taskId != null && System.getenv(WorkerEnvironment.READY) == EXPLICIT
 
-    private val drainMillis = System.getenv(WorkerEnvironment.DRAIN_MS)?.toLongOrNull() ?: DEFAULT_DRAIN_MILLIS
+    val drainMillis: Long = System.getenv(WorkerEnvironment.DRAIN_MS)?.toLongOrNull() ?: DEFAULT_DRAIN_MILLIS
 
     /** Whether fd 0 is the first shared listening socket (`ForkOptions.inheritedChannel`). */
     private val inheritedChannel = taskId != null && System.getenv(WorkerEnvironment.INHERITED_CHANNEL) == "1"

@@ -14,13 +14,14 @@ private val logger = KotlinLogging.logger {}
 
 /**
  * A worker's SIGTERM, which the supervisor sends on a graceful stop and to the old worker of a
- * rolling restart. The worker first stops taking connections from the shared accept queue
- * (the stop-accepting actions its server registered, then prefork closes this process's
- * handles on the sockets it handed over; the other workers keep the queue), and only then
- * lets the JVM shut down as SIGTERM always does, running the server's own shutdown hooks.
- * Meanwhile a hook of prefork's keeps the JVM up until the connections this worker accepted
- * are closed, at most the drain timeout: a server that does nothing on SIGTERM still
- * finishes the requests it holds instead of dropping them.
+ * rolling restart. The worker first stops taking connections from the shared accept queue:
+ * prefork closes this process's handles on the sockets it handed over (the socket, its queue
+ * and the other workers' handles stay open), which also wakes a thread blocked in `accept`,
+ * then runs the stop-accepting actions its server registered (quiet the acceptor, turn
+ * keep-alive off, let open connections finish). Only then does the JVM shut down as SIGTERM
+ * always makes it, running the server's own shutdown hooks, while a hook of prefork's keeps
+ * the JVM up until the connections this worker accepted are closed, at most the drain
+ * timeout: a server that does nothing on SIGTERM still finishes the requests it holds.
  */
 internal object WorkerStop {
     private val actions = CopyOnWriteArrayList<Runnable>()
@@ -78,22 +79,21 @@ internal object WorkerStop {
     }
 
     private fun stopAccepting(taskId: Int, inheritedChannel: Boolean) {
+        // This process's handles only: the socket, its queue and the other workers' handles stay open.
+        channels.forEach { runCatching { it.close() } }
+        if (inheritedChannel) {
+            (System.inheritedChannel() as? ServerSocketChannel)?.let { inherited ->
+                (inherited.localAddress as? InetSocketAddress)?.let { ports += it.port }
+                InheritedStdio.closeKeepingOutput(inherited)
+            }
+        }
         for (action in actions) {
             try {
                 action.run()
             } catch (e: Exception) {
-                logger.warn(e) { "worker $taskId: a stop-accepting action failed; closing its sockets anyway" }
+                logger.warn(e) { "worker $taskId: a stop-accepting action failed" }
             }
         }
-        val all = channels.toMutableList()
-        if (inheritedChannel) {
-            (System.inheritedChannel() as? ServerSocketChannel)?.let { inherited ->
-                (inherited.localAddress as? InetSocketAddress)?.let { ports += it.port }
-                all += inherited
-            }
-        }
-        // This process's handles only: the socket, its queue and the other workers' handles stay open.
-        all.forEach { runCatching { it.close() } }
         logger.info { "worker $taskId: SIGTERM, stopped accepting" }
     }
 
