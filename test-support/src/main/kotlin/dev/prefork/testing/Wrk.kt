@@ -50,6 +50,8 @@ class Wrk(
         if (!keepAlive) command += listOf("-H", "Connection: close")
         command += "http://127.0.0.1:$port$path"
         process = ProcessBuilder(command).redirectErrorStream(true).start()
+        // wrk would outlive a test JVM that dies without closing it, for MAX_SECONDS at most.
+        Runtime.getRuntime().addShutdownHook(Thread { process.destroyForcibly() })
         reader = thread(isDaemon = true, name = "wrk-output") {
             process.inputStream.bufferedReader().forEachLine { output.append(it).append('\n') }
         }
@@ -71,7 +73,7 @@ class Wrk(
     }
 
     private companion object {
-        const val MAX_SECONDS = 900
+        const val MAX_SECONDS = 300
         val SOCKET_ERRORS = Regex("Socket errors: connect (\\d+), read (\\d+), write (\\d+), timeout (\\d+)")
     }
 }
