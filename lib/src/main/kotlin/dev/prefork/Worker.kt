@@ -38,6 +38,14 @@ public object Worker {
     }
 
     /**
+     * True once this worker got SIGTERM and is on its way out (stopped accepting, draining):
+     * for a health check that should say so, or a log filter that expects the errors a
+     * stopping server's acceptor throws. Always false outside a worker.
+     */
+    @JvmStatic
+    public fun isStopping(): Boolean = WorkerStop.isStopping
+
+    /**
      * How long this worker may drain after SIGTERM ([ForkOptions.drainTimeout], never more than
      * the supervisor's `gracefulTimeout`); 10 s outside a worker.
      */

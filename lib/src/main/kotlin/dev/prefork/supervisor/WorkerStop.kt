@@ -32,6 +32,9 @@ internal object WorkerStop {
     private val ports: MutableSet<Int> = ConcurrentHashMap.newKeySet()
     private val stopping = AtomicBoolean()
 
+    /** True from the moment this worker got SIGTERM. */
+    val isStopping: Boolean get() = stopping.get()
+
     /** When the drain ends (System.nanoTime); 0 while no SIGTERM arrived: an exit for any other reason does not wait. */
     @Volatile private var drainDeadline = 0L
 

@@ -1,0 +1,82 @@
+package dev.prefork.spring
+
+import dev.prefork.Worker
+import dev.prefork.taskId
+import org.apache.catalina.connector.Connector
+import org.apache.tomcat.util.res.StringManager
+import org.slf4j.LoggerFactory
+import org.springframework.boot.web.embedded.tomcat.TomcatConnectorCustomizer
+import org.springframework.boot.web.embedded.tomcat.TomcatServletWebServerFactory
+import org.springframework.boot.web.server.WebServerFactoryCustomizer
+import java.nio.channels.ClosedChannelException
+import java.nio.channels.ServerSocketChannel
+import java.util.logging.Filter
+import java.util.logging.LogRecord
+import java.util.logging.Logger
+
+/**
+ * Tomcat in a prefork worker: its connector serves the shared listening socket the worker
+ * inherited on fd 0 (`useInheritedChannel`), and on the worker's SIGTERM it drains so that no
+ * request fails, with one socket shared by every worker:
+ * 1. prefork has closed this worker's handle on the socket, waking Tomcat's acceptor (which
+ *    would otherwise take one more connection from the shared queue, then drop it);
+ * 2. `closeServerSocketGraceful()` ends the acceptor and turns keep-alive off: the next answer
+ *    on each open connection says `Connection: close`;
+ * 3. it waits, within `Worker.drainTimeout()`, for those connections to close.
+ *
+ * Spring's own graceful shutdown (`server.shutdown=graceful`), which follows, finds nothing left
+ * to do. Tomcat's `pause()`, which it would start with, closes a keep-alive connection that
+ * sends a new request without an answer, and wakes the acceptor with a connection of its own
+ * that, on a shared socket, lands in another worker.
+ */
+internal class PreforkTomcat : WebServerFactoryCustomizer<TomcatServletWebServerFactory> {
+    override fun customize(factory: TomcatServletWebServerFactory) {
+        val id = taskId() ?: return
+        if (System.inheritedChannel() !is ServerSocketChannel) {
+            logger.warn(
+                "prefork worker {}: fd 0 is not a listening socket, so Tomcat binds a port of its own; " +
+                    "give forkProcesses ForkOptions.inheritedChannel(true) to serve the shared socket",
+                id,
+            )
+            return
+        }
+        factory.addConnectorCustomizers(
+            TomcatConnectorCustomizer { connector ->
+                check(connector.setProperty("useInheritedChannel", "true")) { "Tomcat refused useInheritedChannel on $connector" }
+                quietAcceptorWhileStopping()
+                Worker.onStopAccepting { drain(connector) }
+            },
+        )
+    }
+
+    private fun drain(connector: Connector) {
+        val protocol = connector.protocolHandler
+        protocol.closeServerSocketGraceful()
+        val timeout = Worker.drainTimeout()
+        val remainingMillis = protocol.awaitConnectionsClose(timeout.toMillis())
+        if (remainingMillis <= 0) logger.warn("prefork worker {}: connections still open after the drain timeout ({})", taskId(), timeout)
+    }
+
+    private companion object {
+        val logger = LoggerFactory.getLogger(PreforkTomcat::class.java)
+
+        /** Held here: java.util.logging keeps loggers weakly, and would forget a filter on one nobody references. */
+        val acceptorLogger: Logger = Logger.getLogger("org.apache.tomcat.util.net.Acceptor")
+        val endpointLogger: Logger = Logger.getLogger("org.apache.tomcat.util.net.NioEndpoint")
+
+        /**
+         * Once the worker is stopping, the acceptor's accept fails on the closed socket (an
+         * ERROR with a ClosedChannelException), and the endpoint cannot wake the acceptor
+         * through it (a WARN): expected then, and only then, so dropped then and only then.
+         */
+        fun quietAcceptorWhileStopping() {
+            acceptorLogger.filter = Filter { record: LogRecord -> !(Worker.isStopping() && record.thrown is ClosedChannelException) }
+            val unlockWarning = StringManager.getManager("org.apache.tomcat.util.net")
+                .getString("endpoint.debug.unlock.localNone")
+                .split("{0}")
+                .joinToString(".*") { Regex.escape(it) }
+                .toRegex()
+            endpointLogger.filter = Filter { record: LogRecord -> !(Worker.isStopping() && record.message?.let(unlockWarning::matches) == true) }
+        }
+    }
+}
