@@ -73,5 +73,8 @@ class PreforkJavaTest {
     // Outside a worker both are no-ops, so one main can call them in the supervisor too.
     Worker.ready();
     Worker.onStopAccepting(() -> { throw new AssertionError("never runs outside a worker"); });
+    Worker.onDrained(() -> { throw new AssertionError("never runs outside a worker"); });
+    assertFalse(Worker.isStopping());
+    assertEquals(Duration.ofSeconds(10), Worker.drainTimeout());
   }
 }

@@ -90,6 +90,7 @@ internal object WorkerStop {
                 InheritedStdio.closeKeepingOutput(inherited)
             }
         }
+        logger.info { "worker $taskId: SIGTERM, stopped accepting" }
         for (action in actions) {
             try {
                 action.run()
@@ -97,7 +98,6 @@ internal object WorkerStop {
                 logger.warn(e) { "worker $taskId: a stop-accepting action failed" }
             }
         }
-        logger.info { "worker $taskId: SIGTERM, stopped accepting" }
     }
 
     /** prefork's shutdown hook in a worker: after a SIGTERM, wait for the drain; in any shutdown, then run the after-drain actions. */

@@ -37,18 +37,25 @@ class DrainHandlerTest : FunSpec({
         head + "\n" + input.readLine()
     }
 
-    test("drain waits for the requests in flight, then every answer says Connection: close") {
+    /** A started server with [slow] behind PreforkJetty's connector on a fresh socket, stopped after [body]. */
+    fun withServer(body: (port: Int, drain: DrainHandler) -> Unit) {
         val socket = bindSockets(0, "127.0.0.1").single()
-        val port = (socket.localAddress as InetSocketAddress).port
         val server = Server()
         server.handler = slow
         PreforkJetty.connector(server, socket)
         server.start()
         try {
+            body((socket.localAddress as InetSocketAddress).port, server.handler as DrainHandler)
+        } finally {
+            server.stop()
+        }
+    }
+
+    test("drain waits for the requests in flight, then every answer says Connection: close") {
+        withServer { port, drain ->
             request(port, "/0") shouldNotContain "Connection: close"
             val inFlight = CompletableFuture.supplyAsync { request(port, "/600") }
             Thread.sleep(150)
-            val drain = server.handler as DrainHandler
             drain.inFlight() shouldBe 1
             val started = System.nanoTime()
             drain.drain(5_000)
@@ -56,26 +63,16 @@ class DrainHandlerTest : FunSpec({
             inFlight.isDone shouldBe true
             inFlight.get() shouldContain "ok"
             request(port, "/0") shouldContain "Connection: close"
-        } finally {
-            server.stop()
         }
     }
 
     test("drain gives up on a request that outlasts its timeout") {
-        val socket = bindSockets(0, "127.0.0.1").single()
-        val port = (socket.localAddress as InetSocketAddress).port
-        val server = Server()
-        server.handler = slow
-        PreforkJetty.connector(server, socket)
-        server.start()
-        try {
+        withServer { port, drain ->
             CompletableFuture.runAsync { runCatching { request(port, "/3000") } }
             Thread.sleep(150)
             val started = System.nanoTime()
-            (server.handler as DrainHandler).drain(200)
+            drain.drain(200)
             (System.nanoTime() - started) / 1_000_000 shouldBeLessThan 1_000L
-        } finally {
-            server.stop()
         }
     }
 })
