@@ -7,20 +7,17 @@ import dev.prefork.WorkerEvent
 import dev.prefork.bindSockets
 import dev.prefork.cpuCount
 import dev.prefork.forkProcesses
+import dev.prefork.netty.PreforkNetty
 import dev.prefork.taskId
 import io.netty.bootstrap.ServerBootstrap
 import io.netty.buffer.Unpooled
-import io.netty.channel.Channel
 import io.netty.channel.ChannelFutureListener
 import io.netty.channel.ChannelHandlerContext
-import io.netty.channel.ChannelInboundHandlerAdapter
 import io.netty.channel.ChannelInitializer
 import io.netty.channel.MultiThreadIoEventLoopGroup
 import io.netty.channel.SimpleChannelInboundHandler
-import io.netty.channel.group.DefaultChannelGroup
 import io.netty.channel.nio.NioIoHandler
 import io.netty.channel.socket.SocketChannel
-import io.netty.channel.socket.nio.NioServerSocketChannel
 import io.netty.handler.codec.http.DefaultFullHttpResponse
 import io.netty.handler.codec.http.FullHttpRequest
 import io.netty.handler.codec.http.HttpHeaderNames
@@ -29,23 +26,23 @@ import io.netty.handler.codec.http.HttpObjectAggregator
 import io.netty.handler.codec.http.HttpResponseStatus
 import io.netty.handler.codec.http.HttpServerCodec
 import io.netty.handler.codec.http.HttpUtil
-import io.netty.util.concurrent.GlobalEventExecutor
 import kotlinx.coroutines.runBlocking
-import java.nio.channels.ServerSocketChannel
-import java.util.concurrent.TimeUnit
+import java.net.InetSocketAddress
 import kotlin.system.exitProcess
 
 /**
- * prefork under Netty: the socket is bound once by the supervisor, and every worker wraps its
- * inherited copy in Netty's `NioServerSocketChannel`, so all workers share one accept queue.
+ * prefork under plain Netty: the socket is bound once by the supervisor, and every worker's
+ * `ServerBootstrap` serves it through prefork-netty's channel factory, so all workers share
+ * one accept queue; Netty's `bind` binds nothing.
  *
  * ```
  * java -cp prefork-samples.jar dev.prefork.samples.NettyServerKt [port] [--workers N]
  * ```
  *
  * Port 8889 and [cpuCount] workers by default. SIGHUP to the supervisor restarts the workers
- * one at a time; SIGTERM or Ctrl-C stops them. Either way each worker drains (see
- * [NettyWorker.drain]), so a rolling restart loses no request.
+ * one at a time; SIGTERM or Ctrl-C stops them. Either way each worker stops accepting, the
+ * drain handler lets its connections finish (`Connection: close` on the answers still to come),
+ * and the JVM exits once they are closed: a rolling restart loses no request.
  */
 fun main(args: Array<String>) {
     System.setProperty("kotlin-logging.logStartupMessage", "false")
@@ -62,19 +59,31 @@ fun main(args: Array<String>) {
     }
     // Bound here in the supervisor; in a worker, this same call returns the supervisor's socket.
     val socket = bindSockets(port, "127.0.0.1").single()
+    val bound = (socket.localAddress as InetSocketAddress).port
     if (taskId() == null) {
         val pid = ProcessHandle.current().pid()
-        println("netty + prefork: $workers workers on http://127.0.0.1:$port, supervisor pid $pid")
-        println("  curl http://127.0.0.1:$port/    kill -HUP $pid (rolling restart)    Ctrl-C to stop")
+        println("netty + prefork: $workers workers on http://127.0.0.1:$bound, supervisor pid $pid")
+        println("  curl http://127.0.0.1:$bound/    kill -HUP $pid (rolling restart)    Ctrl-C to stop")
     }
     val options = ForkOptions.builder()
         .numProcesses(workers)
         .maxRestarts(20)
-        // prefork logs every exit itself; the listener reports the starts.
+        .explicitReady(true) // ready when Netty's bind completes: prefork-netty says it
         .listener { if (it is WorkerEvent.Started) println("[supervisor] netty worker ${it.id} started, pid ${it.pid}") }
         .build()
     val id = runBlocking { forkProcesses(options) } // never returns in the supervisor
-    NettyWorker(id, socket).serve()
+    val pid = ProcessHandle.current().pid()
+    val io = NioIoHandler.newFactory()
+    ServerBootstrap()
+        .group(MultiThreadIoEventLoopGroup(1, io), MultiThreadIoEventLoopGroup(2, io))
+        .channelFactory(PreforkNetty.nioServerChannelFactory(socket))
+        .childHandler(object : ChannelInitializer<SocketChannel>() {
+            override fun initChannel(ch: SocketChannel) {
+                ch.pipeline().addLast(HttpServerCodec(), PreforkNetty.httpDrainHandler(), HttpObjectAggregator(64 * 1024), Hello(id, pid))
+            }
+        })
+        .bind("127.0.0.1", bound).sync()
+    println("[netty worker $id] pid $pid serving http://127.0.0.1:$bound")
 }
 
 private fun usage(): Nothing {
@@ -82,89 +91,20 @@ private fun usage(): Nothing {
     exitProcess(2)
 }
 
-/** One worker: Netty serving HTTP on the socket inherited from the supervisor. */
-private class NettyWorker(private val id: Int, private val socket: ServerSocketChannel) {
-    private val pid = ProcessHandle.current().pid()
-    private val group = MultiThreadIoEventLoopGroup(2, NioIoHandler.newFactory())
-    private val connections = DefaultChannelGroup(GlobalEventExecutor.INSTANCE)
-
-    @Volatile
-    var draining = false
-
-    /** Serves until a drain closed the listening channel. */
-    fun serve() {
-        // Netty adopts the channel as it is (already bound; it makes it non-blocking). So
-        // `register()`, not `bind()`: registering an active channel starts accepting at once.
-        val server = ServerBootstrap()
-            .group(group)
-            .channelFactory { NioServerSocketChannel(socket) }
-            // Runs before the acceptor, on the listening channel's thread: every connection is
-            // in the group before a close of the listening channel completes.
-            .handler(object : ChannelInboundHandlerAdapter() {
-                override fun channelRead(ctx: ChannelHandlerContext, msg: Any) {
-                    connections.add(msg as Channel)
-                    ctx.fireChannelRead(msg)
-                }
-            })
-            .childHandler(object : ChannelInitializer<SocketChannel>() {
-                override fun initChannel(ch: SocketChannel) {
-                    ch.pipeline().addLast(HttpServerCodec(), HttpObjectAggregator(64 * 1024), HelloHandler(this@NettyWorker))
-                }
-            })
-            .register().sync().channel()
-        Runtime.getRuntime().addShutdownHook(Thread({ drain(server) }, "netty-drain"))
-        println("[netty worker $id] pid $pid serving ${socket.localAddress}")
-        server.closeFuture().sync()
+private class Hello(private val id: Int, private val pid: Long) : SimpleChannelInboundHandler<FullHttpRequest>() {
+    override fun channelRead0(ctx: ChannelHandlerContext, request: FullHttpRequest) {
+        val body = Unpooled.copiedBuffer("hello from netty worker $id (pid $pid)\n", Charsets.UTF_8)
+        val response = DefaultFullHttpResponse(request.protocolVersion(), HttpResponseStatus.OK, body)
+        response.headers()
+            .set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.TEXT_PLAIN)
+            .setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes())
+        val keepAlive = HttpUtil.isKeepAlive(request)
+        HttpUtil.setKeepAlive(response, keepAlive)
+        val written = ctx.writeAndFlush(response)
+        if (!keepAlive) written.addListener(ChannelFutureListener.CLOSE)
     }
 
-    /**
-     * On SIGTERM/SIGINT: closing this process's handle on the listening socket stops accepting
-     * here only; the other workers keep the shared accept queue. `shutdownGracefully` alone is
-     * not enough: it closes every open connection at once, requests in flight included. So the
-     * connections are let finish first: idle keep-alive ones are closed, the others get their
-     * answer with `Connection: close`.
-     */
-    private fun drain(server: Channel) {
-        server.close().syncUninterruptibly()
-        draining = true
-        connections.filter { it.isRegistered }.forEach { it.pipeline().fireUserEventTriggered(Drain) }
-        if (!connections.newCloseFuture().await(10, TimeUnit.SECONDS)) {
-            println("[netty worker $id] ${connections.size} connections still open after 10 s, closing them")
-        }
-        group.shutdownGracefully().syncUninterruptibly()
-        println("[netty worker $id] pid $pid drained, exiting")
-    }
-
-    /** Told to each connection when the worker starts draining. */
-    object Drain
-
-    private class HelloHandler(private val worker: NettyWorker) : SimpleChannelInboundHandler<FullHttpRequest>() {
-        private var served = 0
-
-        override fun channelRead0(ctx: ChannelHandlerContext, request: FullHttpRequest) {
-            val text = "hello from netty worker ${worker.id} (pid ${worker.pid})\n"
-            val body = Unpooled.copiedBuffer(text, Charsets.UTF_8)
-            val response = DefaultFullHttpResponse(request.protocolVersion(), HttpResponseStatus.OK, body)
-            response.headers()
-                .set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.TEXT_PLAIN)
-                .setInt(HttpHeaderNames.CONTENT_LENGTH, body.readableBytes())
-            val keepAlive = HttpUtil.isKeepAlive(request) && !worker.draining
-            HttpUtil.setKeepAlive(response, keepAlive)
-            served++
-            val written = ctx.writeAndFlush(response)
-            if (!keepAlive) written.addListener(ChannelFutureListener.CLOSE)
-        }
-
-        override fun userEventTriggered(ctx: ChannelHandlerContext, event: Any) {
-            if (event !== Drain) return super.userEventTriggered(ctx, event)
-            // A connection that was answered already is idle keep-alive: close it (HTTP clients
-            // retry a request that meets such a close). A fresh one is waiting for its request.
-            if (served > 0) ctx.close()
-        }
-
-        override fun exceptionCaught(ctx: ChannelHandlerContext, cause: Throwable) {
-            println("[netty worker ${worker.id}] ${cause.message}")
-            ctx.close()
-        }
+    override fun exceptionCaught(ctx: ChannelHandlerContext, cause: Throwable) {
+        ctx.close() // a client that went away
     }
 }
