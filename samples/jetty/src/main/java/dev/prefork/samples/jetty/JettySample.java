@@ -17,6 +17,7 @@ import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.server.handler.QoSHandler;
 import org.eclipse.jetty.util.Callback;
 import org.eclipse.jetty.util.Fields;
 
@@ -49,7 +50,7 @@ public final class JettySample {
             connector.setHost("127.0.0.1");
             connector.setPort(options.port);
             server.addConnector(connector);
-            server.setHandler(new Hello("Jetty (no fork)"));
+            server.setHandler(limited(new Hello("Jetty (no fork)"), options.threads));
             server.start();
             System.out.println("[jetty] pid " + ProcessHandle.current().pid() + " serving http://127.0.0.1:" + connector.getLocalPort());
             server.join();
@@ -72,13 +73,23 @@ public final class JettySample {
                 })
                 .build());
         Server server = new Server();
-        server.setHandler(new Hello("Jetty worker " + id));
+        server.setHandler(limited(new Hello("Jetty worker " + id), options.threads));
         // Serves the shared socket; ready once started; on SIGTERM stops accepting, drains, stops gracefully.
         ServerConnector connector = PreforkJetty.connector(server, socket);
         server.start();
         System.out.println("[jetty worker " + id + "] pid " + ProcessHandle.current().pid()
                 + " serving http://127.0.0.1:" + connector.getLocalPort());
         server.join();
+    }
+
+    /** At most [threads] requests handled at once (the others wait their turn); 0: no limit. */
+    private static Handler limited(Handler handler, int threads) {
+        if (threads <= 0) {
+            return handler;
+        }
+        QoSHandler qos = new QoSHandler(handler);
+        qos.setMaxRequestCount(threads);
+        return qos;
     }
 
     /** {@code GET /}: who answered; {@code GET /cpu?n=N}: N chained SHA-256 rounds, one core busy. */
@@ -140,11 +151,12 @@ public final class JettySample {
         System.out.println("  Ctrl-C, or kill " + pid + "         # graceful stop");
     }
 
-    /** {@code --port=P --workers=N [--no-fork]}. */
-    private record Options(int port, int workers, boolean noFork) {
+    /** {@code --port=P --workers=N [--threads=T] [--no-fork]}; threads 0: the server's default. */
+    private record Options(int port, int workers, int threads, boolean noFork) {
         static Options parse(String[] args) {
             int port = 8083;
             int workers = Prefork.cpuCount();
+            int threads = 0;
             boolean noFork = false;
             try {
                 for (String arg : args) {
@@ -152,6 +164,8 @@ public final class JettySample {
                         port = Integer.parseInt(arg.substring("--port=".length()));
                     } else if (arg.startsWith("--workers=")) {
                         workers = Integer.parseInt(arg.substring("--workers=".length()));
+                    } else if (arg.startsWith("--threads=")) {
+                        threads = Integer.parseInt(arg.substring("--threads=".length()));
                     } else if (arg.equals("--no-fork")) {
                         noFork = true;
                     } else {
@@ -160,10 +174,10 @@ public final class JettySample {
                 }
             } catch (IllegalArgumentException e) { // NumberFormatException too
                 System.err.println(e.getMessage());
-                System.err.println("usage: java -jar prefork-jetty-sample.jar [--port=P] [--workers=N] [--no-fork]");
+                System.err.println("usage: java -jar prefork-jetty-sample.jar [--port=P] [--workers=N] [--threads=T] [--no-fork]");
                 System.exit(2);
             }
-            return new Options(port, workers, noFork);
+            return new Options(port, workers, threads, noFork);
         }
     }
 }

@@ -42,7 +42,13 @@ fun main(args: Array<String>) {
     System.setProperty("kotlin-logging.logStartupMessage", "false")
     val options = Options.parse(args)
     if (options.noFork) {
-        embeddedServer(Netty, port = options.port, host = "127.0.0.1") { routes(null) }.start(wait = true)
+        embeddedServer(Netty, configure = {
+            connector {
+                host = "127.0.0.1"
+                port = options.port
+            }
+            if (options.threads > 0) callGroupSize = options.threads
+        }) { routes(null) }.start(wait = true)
         return
     }
     // prefork stops the engine once the worker drained (Worker.onDrained below).
@@ -65,6 +71,7 @@ fun main(args: Array<String>) {
         }
         configureBootstrap = { channelFactory(PreforkNetty.serverChannelFactory(socket)) }
         channelPipelineConfig = { addAfter("codec", "prefork-drain", PreforkNetty.httpDrainHandler()) }
+        if (options.threads > 0) callGroupSize = options.threads // requests handled at once
     }) { routes(id) }
     Worker.onDrained { server.stop(1_000, 5_000) }
     server.start(wait = false)
@@ -112,27 +119,29 @@ private fun printHowToTry(port: Int, workers: Int) {
 private const val DEFAULT_ROUNDS = 200_000
 private const val MAX_ROUNDS = 20_000_000
 
-/** `--port=P --workers=N [--no-fork]`. */
-private class Options(val port: Int, val workers: Int, val noFork: Boolean) {
+/** `--port=P --workers=N [--threads=T] [--no-fork]`; threads 0: Ktor's default. */
+private class Options(val port: Int, val workers: Int, val threads: Int, val noFork: Boolean) {
     companion object {
         fun parse(args: Array<String>): Options {
             var port = 8082
             var workers = cpuCount()
+            var threads = 0
             var noFork = false
             for (arg in args) {
                 when {
                     arg.startsWith("--port=") -> port = arg.substringAfter('=').toIntOrNull() ?: usage("bad port: $arg")
                     arg.startsWith("--workers=") -> workers = arg.substringAfter('=').toIntOrNull() ?: usage("bad worker count: $arg")
+                    arg.startsWith("--threads=") -> threads = arg.substringAfter('=').toIntOrNull() ?: usage("bad thread count: $arg")
                     arg == "--no-fork" -> noFork = true
                     else -> usage("unknown argument: $arg")
                 }
             }
-            return Options(port, workers, noFork)
+            return Options(port, workers, threads, noFork)
         }
 
         private fun usage(problem: String): Nothing {
             System.err.println(problem)
-            System.err.println("usage: java -jar prefork-ktor-sample.jar [--port=P] [--workers=N] [--no-fork]")
+            System.err.println("usage: java -jar prefork-ktor-sample.jar [--port=P] [--workers=N] [--threads=T] [--no-fork]")
             exitProcess(2)
         }
     }

@@ -8,6 +8,7 @@ import java.net.InetSocketAddress;
 import java.nio.channels.ServerSocketChannel;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.HashMap;
 import java.util.Map;
 import org.springframework.boot.SpringApplication;
 import org.springframework.boot.autoconfigure.SpringBootApplication;
@@ -65,7 +66,12 @@ public class SpringBootSample {
                     .build());
         }
         SpringApplication application = new SpringApplication(SpringBootSample.class);
-        application.setDefaultProperties(Map.of("server.port", String.valueOf(port), "server.address", "127.0.0.1"));
+        Map<String, Object> defaults = new HashMap<>(Map.of("server.port", port, "server.address", "127.0.0.1"));
+        if (options.threads > 0) { // requests handled at once by a worker (Tomcat's default: 200)
+            defaults.put("server.tomcat.threads.max", options.threads);
+            defaults.put("server.tomcat.threads.min-spare", options.threads);
+        }
+        application.setDefaultProperties(defaults);
         application.run();
     }
 
@@ -76,7 +82,7 @@ public class SpringBootSample {
 
     /** {@code GET /cpu?n=N}: N chained SHA-256 rounds on the request's thread, one core busy. */
     @GetMapping("/cpu")
-    public ResponseEntity<String> cpu(@RequestParam(defaultValue = "200000") int n) throws NoSuchAlgorithmException {
+    public ResponseEntity<String> cpu(@RequestParam(name = "n", defaultValue = "200000") int n) throws NoSuchAlgorithmException {
         if (n < 0 || n > MAX_ROUNDS) {
             return ResponseEntity.badRequest().body("n must be a number in 0.." + MAX_ROUNDS + "\n");
         }
@@ -101,11 +107,12 @@ public class SpringBootSample {
         System.out.println("  Ctrl-C, or kill " + pid + "         # graceful stop");
     }
 
-    /** {@code --port=P --workers=N [--no-fork]}. */
-    private record Options(int port, int workers, boolean noFork) {
+    /** {@code --port=P --workers=N [--threads=T] [--no-fork]}; threads 0: the server's default. */
+    private record Options(int port, int workers, int threads, boolean noFork) {
         static Options parse(String[] args) {
             int port = 8081;
             int workers = Prefork.cpuCount();
+            int threads = 0;
             boolean noFork = false;
             try {
                 for (String arg : args) {
@@ -113,6 +120,8 @@ public class SpringBootSample {
                         port = Integer.parseInt(arg.substring("--port=".length()));
                     } else if (arg.startsWith("--workers=")) {
                         workers = Integer.parseInt(arg.substring("--workers=".length()));
+                    } else if (arg.startsWith("--threads=")) {
+                        threads = Integer.parseInt(arg.substring("--threads=".length()));
                     } else if (arg.equals("--no-fork")) {
                         noFork = true;
                     } else {
@@ -121,10 +130,10 @@ public class SpringBootSample {
                 }
             } catch (IllegalArgumentException e) { // NumberFormatException too
                 System.err.println(e.getMessage());
-                System.err.println("usage: java -jar prefork-spring-boot-sample.jar [--port=P] [--workers=N] [--no-fork]");
+                System.err.println("usage: java -jar prefork-spring-boot-sample.jar [--port=P] [--workers=N] [--threads=T] [--no-fork]");
                 System.exit(2);
             }
-            return new Options(port, workers, noFork);
+            return new Options(port, workers, threads, noFork);
         }
     }
 }
