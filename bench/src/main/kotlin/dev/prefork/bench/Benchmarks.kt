@@ -26,6 +26,10 @@ internal class Settings(
     val loadSeconds: Double = System.getProperty("bench.loadSeconds", "5").toDouble(),
     /** killload: load while a worker is killed every second. */
     val killSeconds: Double = System.getProperty("bench.killSeconds", "10").toDouble(),
+    /** frameworks-scaling: the handler's CPU time per request; a framework's own per-request work must not dominate it. */
+    val frameworkWorkMillis: Double = System.getProperty("bench.frameworkWorkMillis", "10").toDouble(),
+    /** frameworks-restart: measured kills per framework sample (each one a framework start-up). */
+    val frameworkKills: Int = Integer.getInteger("bench.frameworkKills", 5),
     /** Extra JVM flags for the fork server's supervisor and workers (and the start-up reference), space-separated. */
     val serverJvmArgs: List<String> = System.getProperty("bench.serverJvmArgs", "").split(" ").filter { it.isNotBlank() },
 ) {
@@ -33,12 +37,15 @@ internal class Settings(
 
     override fun toString(): String =
         "warmups=$warmups rounds=$rounds spawns=$spawns pipeBytes=$pipeBytes children=$children kills=$kills " +
-            "clients=$clients workMillis=$workMillis loadSeconds=$loadSeconds killSeconds=$killSeconds" +
+            "clients=$clients workMillis=$workMillis loadSeconds=$loadSeconds killSeconds=$killSeconds frameworkKills=$frameworkKills frameworkWorkMillis=$frameworkWorkMillis" +
             if (serverJvmArgs.isEmpty()) "" else " serverJvmArgs=\"${serverJvmArgs.joinToString(" ")}\""
 }
 
 private val benchmarks: List<Benchmark> =
-    listOf(SpawnBenchmark, PipeBenchmark, ThreadsBenchmark, RestartBenchmark, ScalingBenchmark, KillLoadBenchmark)
+    listOf(
+        SpawnBenchmark, PipeBenchmark, ThreadsBenchmark, RestartBenchmark, ScalingBenchmark, KillLoadBenchmark,
+        FrameworkRestartBenchmark, FrameworkScalingBenchmark,
+    )
 
 /** Runs every benchmark, or those named on the command line, in the order given. */
 fun main(args: Array<String>) {
@@ -49,7 +56,7 @@ fun main(args: Array<String>) {
     if (unknown.isNotEmpty()) {
         System.err.println("unknown benchmark: ${unknown.joinToString()}")
         System.err.println("usage: java --enable-native-access=ALL-UNNAMED -jar prefork-bench.jar [${byName.keys.joinToString("|")}]...")
-        benchmarks.forEach { System.err.println("  %-9s %s".format(it.name, it.summary)) }
+        benchmarks.forEach { System.err.println("  %-18s %s".format(it.name, it.summary)) }
         exitProcess(2)
     }
     val chosen = if (args.isEmpty()) benchmarks else args.map(byName::getValue)
