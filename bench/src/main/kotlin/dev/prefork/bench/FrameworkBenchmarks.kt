@@ -74,9 +74,10 @@ internal object FrameworkRestartBenchmark : Benchmark {
  * the shared accept queue hand each request to a worker that is free; a few long-lived
  * keep-alive connections would be spread as they were accepted, possibly all to one worker.
  *
- * The target is measured with one request thread per worker (`--threads=1`: Tomcat's
- * `threads.max`, Ktor's `callGroupSize`, a Jetty `QoSHandler`), as a pre-fork deployment sizes
- * workers to cores: on 2 cores a multi-threaded worker alone can already use both, so with the
+ * The target is measured with one request thread and one connection at a time per worker
+ * (`--threads=1`: Tomcat's `threads.max` and `max-connections`, Ktor's `callGroupSize` and
+ * `PreforkNetty.connectionLimit`, a Jetty `QoSHandler` and `NetworkConnectionLimit`), as a
+ * pre-fork deployment sizes workers to cores, each accepting only what it can serve: on 2 cores a multi-threaded worker alone can already use both, so with the
  * frameworks' default pools (printed after it, for comparison) a second worker has no core
  * left to scale into.
  */

@@ -1,6 +1,7 @@
 package dev.prefork.jetty
 
 import dev.prefork.Worker
+import org.eclipse.jetty.server.NetworkConnectionLimit
 import org.eclipse.jetty.server.Server
 import org.eclipse.jetty.server.ServerConnector
 import org.eclipse.jetty.util.component.LifeCycle
@@ -51,7 +52,9 @@ public object PreforkJetty {
             }
         })
         Worker.onStopAccepting {
-            // prefork closed this process's handle on the socket already: the acceptor must not try again.
+            // prefork closed this process's handle on the socket already: the acceptor must not try
+            // again, and a connection limit that lets it accept when a connection closes goes first.
+            server.getBeans(NetworkConnectionLimit::class.java).forEach { it.stop() }
             connector.isAccepting = false
             drain?.drain(Worker.drainTimeout().toMillis())
         }

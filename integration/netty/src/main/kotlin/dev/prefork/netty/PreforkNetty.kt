@@ -60,6 +60,21 @@ public object PreforkNetty {
     }
 
     /**
+     * A server channel handler (`ServerBootstrap.handler(...)`; with Ktor, inside
+     * `configureBootstrap`) that keeps at most [maxConnections] connections of this worker open
+     * at once: at the limit the server channel stops accepting, and the next connection waits in
+     * the shared accept queue for whichever worker has room. That makes the shared socket
+     * balance load by capacity, as a pre-fork worker sized to its cores wants; without it each
+     * worker's event loop accepts whatever arrives, however busy the worker is. Keep-alive
+     * connections count while they stay open. A new handler for each server channel.
+     */
+    @JvmStatic
+    public fun connectionLimit(maxConnections: Int): ChannelHandler {
+        require(maxConnections > 0) { "maxConnections <= 0: $maxConnections" }
+        return ConnectionLimit(maxConnections)
+    }
+
+    /**
      * A handler that lets HTTP/1.x connections of a worker finish when it stops: from the
      * worker's SIGTERM on, every response says `Connection: close` and its connection closes
      * once the response is written; a connection left idle after a response is closed after

@@ -15,6 +15,8 @@ import io.kotest.matchers.shouldBe
 import io.kotest.matchers.string.shouldContain
 import io.kotest.matchers.string.shouldNotContain
 import io.netty.bootstrap.ServerBootstrap
+import io.netty.buffer.Unpooled
+import io.netty.channel.ChannelHandlerContext
 import io.netty.channel.ChannelInboundHandlerAdapter
 import io.netty.channel.MultiThreadIoEventLoopGroup
 import io.netty.channel.epoll.EpollIoHandler
@@ -51,6 +53,52 @@ class PreforkNettyTest : FunSpec({
                 socket.close()
             }
         }
+    }
+
+    test("connectionLimit: at the limit the server accepts no more, and takes the next one when a connection closes (NIO and epoll)") {
+        for (epoll in listOf(false, true)) {
+            val socket = bindSockets(0, "127.0.0.1").single()
+            val port = (socket.localAddress as InetSocketAddress).port
+            val io = if (epoll) EpollIoHandler.newFactory() else NioIoHandler.newFactory()
+            val group = MultiThreadIoEventLoopGroup(1, io)
+            /** A connection the server greets with a line as soon as it accepted it. */
+            fun greeted(client: Socket, millis: Int): Boolean {
+                client.soTimeout = millis
+                return try {
+                    client.getInputStream().read() == 'h'.code
+                } catch (e: java.net.SocketTimeoutException) {
+                    false
+                }
+            }
+            try {
+                val factory = if (epoll) PreforkNetty.epollServerChannelFactory(socket) else PreforkNetty.nioServerChannelFactory(socket)
+                val channel = ServerBootstrap().group(group).channelFactory(factory)
+                    .handler(PreforkNetty.connectionLimit(2))
+                    .childHandler(object : ChannelInboundHandlerAdapter() {
+                        override fun channelActive(ctx: ChannelHandlerContext) {
+                            ctx.writeAndFlush(Unpooled.copiedBuffer("hi\n", Charsets.US_ASCII))
+                        }
+                    })
+                    .bind("127.0.0.1", port).sync().channel()
+                val first = Socket("127.0.0.1", port)
+                val second = Socket("127.0.0.1", port)
+                val third = Socket("127.0.0.1", port) // connected by the kernel, waiting in the accept queue
+                try {
+                    greeted(first, 5_000) shouldBe true
+                    greeted(second, 5_000) shouldBe true
+                    greeted(third, 500) shouldBe false
+                    first.close()
+                    greeted(third, 5_000) shouldBe true
+                } finally {
+                    listOf(first, second, third).forEach { it.close() }
+                }
+                channel.close().sync()
+            } finally {
+                group.shutdownGracefully(0, 1, java.util.concurrent.TimeUnit.SECONDS).sync()
+                socket.close()
+            }
+        }
+        shouldThrow<IllegalArgumentException> { PreforkNetty.connectionLimit(0) }.message shouldBe "maxConnections <= 0: 0"
     }
 
     test("a bind to another port fails naming both addresses, and closes the channel") {

@@ -13,6 +13,7 @@ import java.security.NoSuchAlgorithmException;
 import org.eclipse.jetty.http.HttpHeader;
 import org.eclipse.jetty.http.HttpStatus;
 import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.NetworkConnectionLimit;
 import org.eclipse.jetty.server.Request;
 import org.eclipse.jetty.server.Response;
 import org.eclipse.jetty.server.Server;
@@ -76,6 +77,10 @@ public final class JettySample {
         server.setHandler(limited(new Hello("Jetty worker " + id), options.threads));
         // Serves the shared socket; ready once started; on SIGTERM stops accepting, drains, stops gracefully.
         ServerConnector connector = PreforkJetty.connector(server, socket);
+        if (options.threads > 0) {
+            // T connections at once: a busy worker leaves new ones in the shared queue for a free one.
+            server.addBean(new NetworkConnectionLimit(options.threads, connector));
+        }
         server.start();
         System.out.println("[jetty worker " + id + "] pid " + ProcessHandle.current().pid()
                 + " serving http://127.0.0.1:" + connector.getLocalPort());

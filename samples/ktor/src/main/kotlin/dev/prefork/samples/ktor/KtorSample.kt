@@ -69,9 +69,13 @@ fun main(args: Array<String>) {
             host = "127.0.0.1"
             this.port = port
         }
-        configureBootstrap = { channelFactory(PreforkNetty.serverChannelFactory(socket)) }
+        configureBootstrap = {
+            channelFactory(PreforkNetty.serverChannelFactory(socket))
+            // T connections at once: a busy worker leaves new ones in the shared queue for a free one.
+            if (options.threads > 0) handler(PreforkNetty.connectionLimit(options.threads))
+        }
         channelPipelineConfig = { addAfter("codec", "prefork-drain", PreforkNetty.httpDrainHandler()) }
-        if (options.threads > 0) callGroupSize = options.threads // requests handled at once
+        if (options.threads > 0) callGroupSize = options.threads
     }) { routes(id) }
     Worker.onDrained { server.stop(1_000, 5_000) }
     server.start(wait = false)

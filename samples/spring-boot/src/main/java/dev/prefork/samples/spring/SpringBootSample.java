@@ -67,9 +67,12 @@ public class SpringBootSample {
         }
         SpringApplication application = new SpringApplication(SpringBootSample.class);
         Map<String, Object> defaults = new HashMap<>(Map.of("server.port", port, "server.address", "127.0.0.1"));
-        if (options.threads > 0) { // requests handled at once by a worker (Tomcat's default: 200)
+        if (options.threads > 0) {
+            // T requests at once (Tomcat's default: 200), and no more connections than that: a
+            // busy worker leaves new connections in the shared queue for a free one to accept.
             defaults.put("server.tomcat.threads.max", options.threads);
             defaults.put("server.tomcat.threads.min-spare", options.threads);
+            defaults.put("server.tomcat.max-connections", options.threads);
         }
         application.setDefaultProperties(defaults);
         application.run();

@@ -1,0 +1,42 @@
+package dev.prefork.netty
+
+import io.netty.channel.Channel
+import io.netty.channel.ChannelFutureListener
+import io.netty.channel.ChannelHandlerContext
+import io.netty.channel.ChannelInboundHandlerAdapter
+import io.netty.channel.ServerChannelRecvByteBufAllocator
+
+/**
+ * At most [max] connections open at once on one server channel: when [max] are open the
+ * channel stops reading (accepting), and it reads again when one of them closes. On a socket
+ * shared by several workers the connections meanwhile wait in the kernel's accept queue, where
+ * a worker with room takes them: the shared queue then balances load by each worker's
+ * capacity, as the accept loop of a single-threaded pre-fork worker (gunicorn's sync worker)
+ * does. Without a limit an idle event loop accepts whatever arrives, however busy its worker's
+ * request threads are, and Linux wakes the waiters on a shared socket unevenly.
+ *
+ * One connection is accepted per read, so the limit is never overshot. The count is kept on
+ * the server channel's event loop.
+ */
+internal class ConnectionLimit(private val max: Int) : ChannelInboundHandlerAdapter() {
+    private var open = 0
+
+    override fun handlerAdded(ctx: ChannelHandlerContext) {
+        ctx.channel().config().setRecvByteBufAllocator(ServerChannelRecvByteBufAllocator().maxMessagesPerRead(1))
+    }
+
+    override fun channelRead(ctx: ChannelHandlerContext, msg: Any) {
+        val server = ctx.channel()
+        if (msg is Channel) {
+            open++
+            msg.closeFuture().addListener(ChannelFutureListener { server.eventLoop().execute { closed(server) } })
+            if (open >= max) server.config().isAutoRead = false
+        }
+        ctx.fireChannelRead(msg)
+    }
+
+    private fun closed(server: Channel) {
+        open--
+        if (open < max && server.isOpen && !server.config().isAutoRead) server.config().isAutoRead = true
+    }
+}
