@@ -5,6 +5,7 @@ import io.netty.channel.ChannelFutureListener
 import io.netty.channel.ChannelHandlerContext
 import io.netty.channel.ChannelInboundHandlerAdapter
 import io.netty.channel.ServerChannelRecvByteBufAllocator
+import io.netty.channel.socket.nio.NioServerSocketChannel
 
 /**
  * At most [max] connections open at once on one server channel: when [max] are open the
@@ -15,14 +16,19 @@ import io.netty.channel.ServerChannelRecvByteBufAllocator
  * does. Without a limit an idle event loop accepts whatever arrives, however busy its worker's
  * request threads are, and Linux wakes the waiters on a shared socket unevenly.
  *
- * One connection is accepted per read, so the limit is never overshot. The count is kept on
- * the server channel's event loop.
+ * The limit is never overshot: the native transports hand each accepted connection on before
+ * they accept the next, and stop once reading is off; NIO accepts a batch before it hands any
+ * on, so on NIO one connection is accepted per read. The count is kept on the server
+ * channel's event loop.
  */
 internal class ConnectionLimit(private val max: Int) : ChannelInboundHandlerAdapter() {
     private var open = 0
 
     override fun handlerAdded(ctx: ChannelHandlerContext) {
-        ctx.channel().config().setRecvByteBufAllocator(ServerChannelRecvByteBufAllocator().maxMessagesPerRead(1))
+        // Not for epoll: edge-triggered, it would not come back for the connections a short read left queued.
+        if (ctx.channel() is NioServerSocketChannel) {
+            ctx.channel().config().setRecvByteBufAllocator(ServerChannelRecvByteBufAllocator().maxMessagesPerRead(1))
+        }
     }
 
     override fun channelRead(ctx: ChannelHandlerContext, msg: Any) {

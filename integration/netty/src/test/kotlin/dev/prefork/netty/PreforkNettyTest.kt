@@ -8,6 +8,7 @@ import dev.prefork.testing.get
 import dev.prefork.testing.pidIn
 import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContain
 import io.kotest.matchers.longs.shouldBeGreaterThan
@@ -75,6 +76,8 @@ class PreforkNettyTest : FunSpec({
                 val channel = ServerBootstrap().group(group).channelFactory(factory)
                     .handler(PreforkNetty.connectionLimit(2))
                     .childHandler(object : ChannelInboundHandlerAdapter() {
+                        override fun isSharable() = true
+
                         override fun channelActive(ctx: ChannelHandlerContext) {
                             ctx.writeAndFlush(Unpooled.copiedBuffer("hi\n", Charsets.US_ASCII))
                         }
@@ -84,11 +87,13 @@ class PreforkNettyTest : FunSpec({
                 val second = Socket("127.0.0.1", port)
                 val third = Socket("127.0.0.1", port) // connected by the kernel, waiting in the accept queue
                 try {
-                    greeted(first, 5_000) shouldBe true
-                    greeted(second, 5_000) shouldBe true
-                    greeted(third, 500) shouldBe false
-                    first.close()
-                    greeted(third, 5_000) shouldBe true
+                    withClue(if (epoll) "epoll" else "nio") {
+                        greeted(first, 5_000) shouldBe true
+                        greeted(second, 5_000) shouldBe true
+                        greeted(third, 500) shouldBe false
+                        first.close()
+                        greeted(third, 5_000) shouldBe true
+                    }
                 } finally {
                     listOf(first, second, third).forEach { it.close() }
                 }
