@@ -7,7 +7,8 @@ import kotlin.concurrent.thread
 
 /**
  * A fixture `main` (or an executable [jar]) running in a fresh JVM (never this test JVM), its
- * output collected line by line. [close] kills it and every process it started, pass or fail.
+ * output collected line by line, on this JVM's class path or [classPath]. [close] kills it and
+ * every process it started, pass or fail.
  */
 class FixtureJvm(
     mainClass: String?,
@@ -16,6 +17,7 @@ class FixtureJvm(
     jar: Path? = null,
     logLevel: String = "info",
     environment: Map<String, String> = emptyMap(),
+    classPath: String = System.getProperty("java.class.path"),
 ) : AutoCloseable {
     val command: List<String> = buildList {
         // A JVM does not take over a signal it inherited as ignored (a CI runner under nohup ignores
@@ -32,7 +34,7 @@ class FixtureJvm(
             add(jar.toString())
         } else {
             add("-cp")
-            add(System.getProperty("java.class.path"))
+            add(classPath)
             add(requireNotNull(mainClass) { "a fixture needs a main class or a jar" })
         }
         addAll(args)
