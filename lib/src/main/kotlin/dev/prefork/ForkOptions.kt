@@ -1,5 +1,6 @@
 package dev.prefork
 
+import java.nio.file.Path
 import java.time.Duration
 
 /**
@@ -53,6 +54,18 @@ public class ForkOptions private constructor(builder: Builder) {
     @get:JvmName("drainTimeout")
     public val drainTimeout: Duration = builder.drainTimeout
 
+    /** Extra worker JVMs kept started and waiting, unassigned, to take over from a worker that exits. */
+    @get:JvmName("spareWorkers")
+    public val spareWorkers: Int = builder.spareWorkers
+
+    /** Whether workers start from a class-data archive made for this application (see [Builder.startupArchive]). */
+    @get:JvmName("startupArchive")
+    public val startupArchive: Boolean = builder.startupArchive
+
+    /** Where the start-up archive is kept; null: a directory of this user's under `java.io.tmpdir`. */
+    @get:JvmName("startupArchiveDirectory")
+    public val startupArchiveDirectory: Path? = builder.startupArchiveDirectory
+
     public fun toBuilder(): Builder = Builder().also {
         it.numProcesses = numProcesses
         it.maxRestarts = maxRestarts
@@ -66,6 +79,9 @@ public class ForkOptions private constructor(builder: Builder) {
         it.explicitReady = explicitReady
         it.readyTimeout = readyTimeout
         it.drainTimeout = drainTimeout
+        it.spareWorkers = spareWorkers
+        it.startupArchive = startupArchive
+        it.startupArchiveDirectory = startupArchiveDirectory
     }
 
     public class Builder internal constructor() {
@@ -81,6 +97,9 @@ public class ForkOptions private constructor(builder: Builder) {
         internal var explicitReady = false
         internal var readyTimeout: Duration = Duration.ofSeconds(60)
         internal var drainTimeout: Duration = Duration.ofSeconds(10)
+        internal var spareWorkers = 0
+        internal var startupArchive = true
+        internal var startupArchiveDirectory: Path? = null
 
         public fun numProcesses(n: Int): Builder = apply { numProcesses = n }
 
@@ -162,13 +181,57 @@ public class ForkOptions private constructor(builder: Builder) {
             drainTimeout = timeout
         }
 
+        /**
+         * Keeps [count] spare worker JVMs (default 0) that have run `main` up to
+         * `forkProcesses`, their sockets adopted, and wait there without an id and without
+         * serving. When a worker exits and is to be restarted, a spare takes over its id at
+         * once (its `forkProcesses` returns the id, `taskId()` agrees), instead of a JVM that
+         * has yet to start; a new spare is started a second later, in the background (not at
+         * once: its start-up would compete for the CPU with the first requests of the one that
+         * took over). Restarts are counted
+         * exactly as without spares. A rolling restart (SIGHUP) replaces the spares first, so no
+         * worker runs the old code after it; spares stop with everything else and exit with the
+         * supervisor. A spare that dies before it is assigned is started again after a delay
+         * (1 s, doubling up to 30 s while it keeps failing), and costs no restart. Code before
+         * `forkProcesses` can tell it runs in a spare with [Worker.isSpare], to warm up; the
+         * listener hears [WorkerEvent.SpareStarted] and [WorkerEvent.SpareExited], and a
+         * [WorkerEvent.Started] when a spare takes over an id.
+         */
+        public fun spareWorkers(count: Int): Builder = apply {
+            require(count >= 0) { "spareWorkers < 0: $count" }
+            spareWorkers = count
+        }
+
+        /**
+         * Whether workers start from a class-data archive made for this application (default
+         * `true`): the classes a worker loads on its way to `forkProcesses` (and through a
+         * spare's warm-up, see [Worker.isSpare]) are archived once by a training run, one extra
+         * worker JVM started after the first workers are ready that exits at `forkProcesses`,
+         * then mapped by every later worker and spare instead of loaded again, and shared
+         * between them in memory. The archive is kept for later runs and made again when the
+         * JDK, the class path's jars or the JVM options change. There is none (one log line
+         * says why) when the class path holds directories (the JVM archives classes from jars
+         * only), the command line sets class-data sharing itself, [workerCommand] is set, or
+         * the directory is unusable; workers then start as they would without it. Dynamic CDS
+         * (`-XX:ArchiveClassesAtExit`, `-XX:SharedArchiveFile`), on JDK 17 and later.
+         */
+        public fun startupArchive(enabled: Boolean): Builder = apply { startupArchive = enabled }
+
+        /**
+         * Where the start-up archive is kept (default: `prefork-<uid>` under `java.io.tmpdir`),
+         * created owner-only when missing. A directory that another user could write to is
+         * refused, as a JVM runs whatever classes an archive holds.
+         */
+        public fun startupArchiveDirectory(directory: Path): Builder = apply { startupArchiveDirectory = directory }
+
         public fun build(): ForkOptions = ForkOptions(this)
     }
 
     override fun toString(): String =
         "ForkOptions(numProcesses=$numProcesses, maxRestarts=$maxRestarts, restartWindow=$restartWindow, " +
             "backoff=$backoffInitial..$backoffMax, gracefulTimeout=$gracefulTimeout, workerCommand=$workerCommand, " +
-            "inheritedChannel=$inheritedChannel, explicitReady=$explicitReady, readyTimeout=$readyTimeout, drainTimeout=$drainTimeout)"
+            "inheritedChannel=$inheritedChannel, explicitReady=$explicitReady, readyTimeout=$readyTimeout, drainTimeout=$drainTimeout, " +
+            "spareWorkers=$spareWorkers, startupArchive=$startupArchive, startupArchiveDirectory=$startupArchiveDirectory)"
 
     public companion object {
         @JvmStatic
@@ -178,12 +241,36 @@ public class ForkOptions private constructor(builder: Builder) {
 
 /** A worker's life as the supervisor sees it; see [ForkOptions.Builder.listener]. */
 public sealed class WorkerEvent(
-    /** The worker's task id, in `0 until numProcesses`. */
+    /** The worker's task id, in `0 until numProcesses`; [NO_ID] for the events of a spare that has none yet. */
     @get:JvmName("id") public val id: Int,
     @get:JvmName("pid") public val pid: Long,
 ) {
-    public class Started internal constructor(id: Int, pid: Long) : WorkerEvent(id, pid) {
-        override fun toString(): String = "child $id (pid $pid) started"
+    /** Worker [id] runs as [pid]: a new JVM, or a spare that took the id over ([fromSpare]). */
+    public class Started internal constructor(
+        id: Int,
+        pid: Long,
+        @get:JvmName("fromSpare") public val fromSpare: Boolean = false,
+    ) : WorkerEvent(id, pid) {
+        override fun toString(): String = "child $id (pid $pid) started" + if (fromSpare) " (a spare took over)" else ""
+    }
+
+    /** A spare reached `forkProcesses`, warmed up if it does so, and waits there for an id. */
+    public class SpareReady internal constructor(pid: Long) : WorkerEvent(NO_ID, pid) {
+        override fun toString(): String = "spare (pid $pid) waiting"
+    }
+
+    /** A spare JVM was started; it has no id until it takes over from a worker (then [Started] follows, with its pid). */
+    public class SpareStarted internal constructor(pid: Long) : WorkerEvent(NO_ID, pid) {
+        override fun toString(): String = "spare (pid $pid) started"
+    }
+
+    /** A spare ended with [status] before it took over any id; [restarting] says whether another spare is started for it. */
+    public class SpareExited internal constructor(
+        pid: Long,
+        @get:JvmName("status") public val status: ExitStatus,
+        @get:JvmName("restarting") public val restarting: Boolean,
+    ) : WorkerEvent(NO_ID, pid) {
+        override fun toString(): String = "spare (pid $pid) $status" + if (restarting) ", restarting" else ""
     }
 
     /** The worker is serving: `forkProcesses` returned in it, or it called [Worker.ready] (see [ForkOptions.explicitReady]). */
@@ -199,6 +286,11 @@ public sealed class WorkerEvent(
         @get:JvmName("restarting") public val restarting: Boolean,
     ) : WorkerEvent(id, pid) {
         override fun toString(): String = "child $id (pid $pid) $status" + if (restarting) ", restarting" else ""
+    }
+
+    public companion object {
+        /** The [id] of a spare's events: it has no task id yet. */
+        public const val NO_ID: Int = -1
     }
 }
 

@@ -18,6 +18,10 @@ public object Prefork {
     @JvmStatic
     public fun taskId(): OptionalInt = dev.prefork.taskId()?.let { OptionalInt.of(it) } ?: OptionalInt.empty()
 
+    /** See [dev.prefork.isWorker]: true in workers and spares, false in the supervisor. */
+    @JvmStatic
+    public fun isWorker(): Boolean = dev.prefork.isWorker()
+
     @JvmStatic
     @JvmOverloads
     @Throws(IOException::class, TooManyRestartsException::class, InterruptedException::class)
@@ -27,7 +31,7 @@ public object Prefork {
     @JvmStatic
     @Throws(IOException::class, TooManyRestartsException::class, InterruptedException::class)
     public fun forkProcesses(options: ForkOptions): Int =
-        if (WorkerRuntime.taskId != null) claimFork()!! else runBlocking { dev.prefork.forkProcesses(options) }
+        if (WorkerRuntime.isWorker) claimFork()!! else runBlocking { dev.prefork.forkProcesses(options) }
 
     @JvmStatic
     @JvmOverloads

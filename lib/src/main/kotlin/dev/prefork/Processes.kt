@@ -16,8 +16,20 @@ import java.util.concurrent.atomic.AtomicBoolean
  */
 public fun cpuCount(): Int = Runtime.getRuntime().availableProcessors()
 
-/** This worker's task id, in `0 until n`; null unless this process is a worker started by [forkProcesses]. */
+/**
+ * This worker's task id, in `0 until n`; null unless this process is a worker started by
+ * [forkProcesses]. A spare ([ForkOptions.Builder.spareWorkers]) has none until the supervisor
+ * gives it the id of a worker it replaces, when its `forkProcesses` returns that id.
+ */
 public fun taskId(): Int? = WorkerRuntime.taskId
+
+/**
+ * True in every process a supervisor started, spares included, from the first line of `main`;
+ * false in the supervisor and in a program that never forks. Code meant for the supervisor
+ * alone (printing how to reach it, say) runs when this is false, rather than when [taskId] is
+ * null, which a spare also sees.
+ */
+public fun isWorker(): Boolean = WorkerRuntime.isWorker
 
 private val forked = AtomicBoolean()
 
@@ -27,7 +39,7 @@ private val forked = AtomicBoolean()
  */
 internal fun claimFork(): Int? {
     check(forked.compareAndSet(false, true)) { "forkProcesses was already called in this process" }
-    return WorkerRuntime.taskId?.also { WorkerRuntime.start() }
+    return WorkerRuntime.start()
 }
 
 /**
@@ -45,6 +57,9 @@ public suspend fun forkProcesses(numProcesses: Int = 0, maxRestarts: Int = 100):
  * The JVM cannot fork, so each worker is a new JVM started with this one's command line (or
  * [ForkOptions.workerCommand]) that runs `main` again from the top; its own call here returns
  * its id. Sockets bound with [bindSockets] before this call are shared with every worker.
+ *
+ * In a spare ([ForkOptions.Builder.spareWorkers]) this blocks its thread until the supervisor
+ * assigns the spare the id of a worker that exited, and returns that id.
  *
  * In the supervisor this never returns normally: the process exits 0 once every worker exited
  * with status 0, or after a graceful stop on SIGTERM/SIGINT. Workers that fail are restarted

@@ -38,6 +38,18 @@ public object Worker {
     }
 
     /**
+     * True in a spare ([ForkOptions.Builder.spareWorkers]) that has not been given a worker's id
+     * yet: a JVM that runs `main` up to `forkProcesses`, which then blocks until the supervisor
+     * hands it the id of a worker that exited. Code before `forkProcesses` can use the wait to
+     * warm up: load what serving needs and run the request path (on a private socket, say, bound
+     * to port 0, never the shared one) until the JIT has compiled it, so that the spare's first
+     * answers are as fast as a warm worker's. False everywhere else, and in a spare once
+     * `forkProcesses` returned in it.
+     */
+    @JvmStatic
+    public fun isSpare(): Boolean = WorkerRuntime.isSpare
+
+    /**
      * True once this worker got SIGTERM and is on its way out (stopped accepting, draining):
      * for a health check that should say so, or a log filter that expects the errors a
      * stopping server's acceptor throws. Always false outside a worker.
@@ -62,7 +74,7 @@ public object Worker {
      */
     @JvmStatic
     public fun onStopAccepting(action: Runnable) {
-        if (taskId() != null) WorkerStop.onStopAccepting(action)
+        if (WorkerRuntime.isWorker) WorkerStop.onStopAccepting(action)
     }
 
     /**
@@ -74,6 +86,6 @@ public object Worker {
      */
     @JvmStatic
     public fun onDrained(action: Runnable) {
-        if (taskId() != null) WorkerStop.onDrained(action)
+        if (WorkerRuntime.isWorker) WorkerStop.onDrained(action)
     }
 }

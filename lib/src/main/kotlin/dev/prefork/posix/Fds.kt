@@ -42,6 +42,23 @@ internal object Fds {
         return libc.poll(pollFd, 1, timeoutMillis) > 0
     }
 
+    /**
+     * Writes [bytes] to the pipe [fd] in one call: at most `PIPE_BUF` (4096) bytes, which a
+     * pipe takes whole or not at all, so an empty pipe never blocks it.
+     *
+     * @throws ErrnoException naming [what] (EPIPE: the reader is gone).
+     */
+    fun writeSmall(fd: Int, bytes: ByteArray, what: String) {
+        require(bytes.size <= PIPE_BUF) { "more than $PIPE_BUF bytes: ${bytes.size}" }
+        val buffer = jnr.ffi.Memory.allocateDirect(Native.runtime, bytes.size.toLong())
+        buffer.put(0, bytes, 0, bytes.size)
+        val written = libc.write(fd, buffer, bytes.size.toLong())
+        if (written < 0) throw errnoException("write to $what")
+        check(written == bytes.size.toLong()) { "short write to $what: $written of ${bytes.size} bytes" }
+    }
+
+    private const val PIPE_BUF = 4096
+
     /** Closes [fd], ignoring errors: by then there is nothing useful to do about them. */
     fun closeQuietly(fd: Int) {
         if (fd >= 0) libc.close(fd)

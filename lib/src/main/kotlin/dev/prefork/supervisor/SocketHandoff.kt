@@ -1,6 +1,8 @@
 package dev.prefork.supervisor
 
 import java.io.FileDescriptor
+import java.lang.reflect.Constructor
+import java.lang.reflect.Method
 import java.net.InetSocketAddress
 import java.net.ProtocolFamily
 import java.net.StandardProtocolFamily
@@ -20,6 +22,22 @@ import java.nio.channels.spi.SelectorProvider
  * command line. Nothing here loads jnr: it runs on the worker's start-up path.
  */
 internal object SocketHandoff {
+    /**
+     * The JDK internals adoption takes, looked up once, when a worker adopts its first socket
+     * (a holder: the supervisor, which may lack the flag they need, never loads it).
+     * `Integer.TYPE` rather than `Int::class.javaPrimitiveType`, which would load Kotlin's
+     * reflection support on a worker's start-up path.
+     */
+    private object Internals {
+        val newFd: Method = Class.forName("sun.nio.ch.IOUtil").getDeclaredMethod("newFD", Integer.TYPE).apply { isAccessible = true }
+        val constructor: Constructor<*> = Class.forName("sun.nio.ch.ServerSocketChannelImpl").getDeclaredConstructor(
+            SelectorProvider::class.java,
+            ProtocolFamily::class.java,
+            FileDescriptor::class.java,
+            java.lang.Boolean.TYPE,
+        ).apply { isAccessible = true }
+    }
+
     /** A listening socket of this process, as an fd number and whether the kernel made it IPv6 (dual-stack). */
     data class Found(val fd: Int, val inet6: Boolean)
 
@@ -36,23 +54,20 @@ internal object SocketHandoff {
 
     fun adopt(fd: Int, inet6: Boolean): ServerSocketChannel {
         try {
-            val ioUtil = Class.forName("sun.nio.ch.IOUtil")
-            val newFd = ioUtil.getDeclaredMethod("newFD", Int::class.javaPrimitiveType).apply { isAccessible = true }
-            val impl = Class.forName("sun.nio.ch.ServerSocketChannelImpl").getDeclaredConstructor(
-                SelectorProvider::class.java,
-                ProtocolFamily::class.java,
-                FileDescriptor::class.java,
-                Boolean::class.javaPrimitiveType,
-            ).apply { isAccessible = true }
             val family = if (inet6) StandardProtocolFamily.INET6 else StandardProtocolFamily.INET
-            return impl.newInstance(SelectorProvider.provider(), family, newFd.invoke(null, fd), true) as ServerSocketChannel
-        } catch (e: Exception) { // reflective failures (inaccessible, missing on this JDK) and the constructor's IOException
-            throw IllegalStateException(
-                "cannot adopt the supervisor's listening socket (fd $fd): the worker JVM needs " +
-                    "${WorkerCommand.ADD_OPENS} on its command line (prefork adds it when it re-executes " +
-                    "a java launcher; add it to ForkOptions.workerCommand)",
-                e,
-            )
+            val descriptor = Internals.newFd.invoke(null, fd)
+            return Internals.constructor.newInstance(SelectorProvider.provider(), family, descriptor, java.lang.Boolean.TRUE) as ServerSocketChannel
+        } catch (e: Exception) { // reflection refused (inaccessible) and the constructor's IOException
+            throw cannotAdopt(fd, e)
+        } catch (e: LinkageError) { // Internals failed to initialise: refused, or missing on this JDK
+            throw cannotAdopt(fd, e)
         }
     }
+
+    private fun cannotAdopt(fd: Int, cause: Throwable) = IllegalStateException(
+        "cannot adopt the supervisor's listening socket (fd $fd): the worker JVM needs " +
+            "${WorkerCommand.ADD_OPENS} on its command line (prefork adds it when it re-executes " +
+            "a java launcher; add it to ForkOptions.workerCommand)",
+        cause,
+    )
 }

@@ -26,9 +26,9 @@ internal object Sockets {
     fun bind(port: Int, address: String?, backlog: Int, reusePort: Boolean): List<ServerSocketChannel> {
         require(port in 0..65535) { "port out of range: $port" }
         require(backlog > 0) { "backlog <= 0: $backlog" }
-        if (WorkerRuntime.taskId != null && replayed < WorkerRuntime.socketGroups.size) return replay(port, address, backlog)
+        if (WorkerRuntime.isWorker && replayed < WorkerRuntime.socketGroups.size) return replay(port, address, backlog)
         val channels = bindFresh(port, address, backlog, reusePort)
-        if (WorkerRuntime.taskId == null && !sealed) groups += channels to reusePort
+        if (!WorkerRuntime.isWorker && !sealed) groups += channels to reusePort
         return channels
     }
 
@@ -39,21 +39,26 @@ internal object Sockets {
         return groups.toList()
     }
 
+    /** On a worker's start-up path: plain loops, no Kotlin collection extensions (see [WorkerEnvironment.split]). */
     private fun replay(port: Int, address: String?, backlog: Int): List<ServerSocketChannel> {
         val index = replayed++
         val channels = when (val group = WorkerRuntime.socketGroups[index]) {
-            is WorkerEnvironment.Group.Shared -> group.sockets.map { (fd, v6) -> SocketHandoff.adopt(fd, v6) }
+            is WorkerEnvironment.Group.Shared -> {
+                val adopted = ArrayList<ServerSocketChannel>(group.sockets.size)
+                for (socket in group.sockets) adopted.add(SocketHandoff.adopt(socket.first, socket.second))
+                adopted
+            }
             is WorkerEnvironment.Group.ReusePort -> bindFresh(group.port, address, backlog, reusePort = true)
         }
-        val bound = (channels.first().localAddress as InetSocketAddress).port
+        val bound = (channels[0].localAddress as InetSocketAddress).port
         if (port != 0 && port != bound) {
-            channels.forEach { it.close() }
+            for (channel in channels) channel.close()
             throw IllegalStateException(
-                "bindSockets call #${index + 1} in worker ${WorkerRuntime.taskId} asked for port $port, but the " +
+                "bindSockets call #${index + 1} in ${WorkerRuntime.describe()} asked for port $port, but the " +
                     "supervisor's call #${index + 1} bound port $bound: call bindSockets in the same order in every process",
             )
         }
-        channels.forEach(WorkerStop::handedOver)
+        for (channel in channels) WorkerStop.handedOver(channel)
         return channels
     }
 

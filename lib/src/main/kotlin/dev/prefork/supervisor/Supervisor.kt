@@ -37,6 +37,10 @@ private val logger = KotlinLogging.logger {}
  *
  * Every worker holds the read end of one pipe whose write end only this process has: when the
  * supervisor dies, even by SIGKILL, each worker reads end-of-file and exits.
+ *
+ * With [ForkOptions.spareWorkers], spare JVMs wait, without an id, in their `forkProcesses`;
+ * a worker to be restarted is replaced by the oldest spare (its id written on the spare's
+ * assignment pipe), and a new spare is started behind it.
  */
 internal class Supervisor(
     private val options: ForkOptions,
@@ -53,6 +57,19 @@ internal class Supervisor(
     private val events = Channel<Event>(Channel.UNLIMITED)
     private val current = HashMap<Int, Child>()
     private val leaving = HashSet<Child>()
+
+    /** Spares not assigned yet, oldest first. */
+    private val spares = ArrayDeque<Child>()
+
+    /** Spares that died before they were assigned, in a row: their replacements wait longer each time. */
+    private var spareFailures = 0
+
+    /** The class-data archive workers start from, or null. */
+    private val archive: StartupArchive? =
+        if (options.startupArchive && options.workerCommand == null) StartupArchive.of(command, options.startupArchiveDirectory) else null
+
+    /** The JVM whose exit writes [archive], while it runs. */
+    private var trainer: Child? = null
     private var stopping = false
     private var rolling: Job? = null
 
@@ -97,10 +114,17 @@ internal class Supervisor(
     private val watchPipe = Fds.pipe()
     private val watchPipeTarget = checkNotNull(WorkerEnvironment.fdTarget(watchPipe[0])) { "cannot read /proc/self/fd/${watchPipe[0]}" }
 
-    private class Child(val id: Int, val process: Subprocess, val startedNanos: Long) {
+    /**
+     * A worker, or a spare ([id] is [SPARE] until it takes one over; [assignFd] is this
+     * process's end of its assignment pipe until then).
+     */
+    private class Child(var id: Int, val process: Subprocess, var startedNanos: Long, var assignFd: Int? = null) {
         /** True once the worker said it is serving; false if it exited first. */
         val ready = CompletableDeferred<Boolean>()
         val pid: Long get() = process.pid
+
+        /** A spare that reached its forkProcesses, where it waits for an id. */
+        var waiting = false
 
         /** During a rolling restart, the worker this one replaces until it said it is ready. */
         var replacing: Child? = null
@@ -109,6 +133,8 @@ internal class Supervisor(
     private sealed interface Event {
         class Exited(val worker: Child, val status: ExitStatus) : Event
         class StartDue(val id: Int) : Event
+        data object SpareDue : Event
+        data object TrainingDue : Event
         class Signaled(val name: String) : Event
     }
 
@@ -121,12 +147,23 @@ internal class Supervisor(
             var state = policy.initial(count)
             try {
                 for (id in 0 until count) start(id)
+                repeat(options.spareWorkers) { startSpare() }
+                if (archive?.needsTraining == true) {
+                    // Once the first workers are up: the training must not slow the service's own start.
+                    val first = current.values.toList()
+                    scope.launch {
+                        first.forEach { it.ready.await() }
+                        events.send(Event.TrainingDue)
+                    }
+                }
                 // With SO_REUSEPORT every worker has its own socket; the supervisor's would only steal connections.
                 reusePortChannels.forEach { it.close() }
                 for (event in events) {
                     when (event) {
                         is Event.Exited -> state = exited(event, state) ?: continue
-                        is Event.StartDue -> if (!stopping) start(event.id)
+                        is Event.StartDue -> if (!stopping) replace(event.id)
+                        Event.SpareDue -> if (!stopping) startSpare()
+                        Event.TrainingDue -> if (!stopping) train()
                         is Event.Signaled -> when (event.name) {
                             "HUP" -> if (rolling?.isActive != true) rolling = launch { rollingRestart() }
                             else -> {
@@ -137,6 +174,8 @@ internal class Supervisor(
                         }
                     }
                     if (state.done) {
+                        stopping = true
+                        stop(spares.toList())
                         coroutineContext.cancelChildren()
                         exitProcess(0)
                     }
@@ -178,6 +217,15 @@ internal class Supervisor(
     private suspend fun exited(event: Event.Exited, state: SupervisorState): SupervisorState? {
         val worker = event.worker
         val status = event.status
+        if (worker === trainer) {
+            trainer = null
+            archive?.trained(status.exitCode, (System.nanoTime() - worker.startedNanos) / 1_000_000)
+            return null
+        }
+        if (worker.id == SPARE) {
+            spareExited(worker, status)
+            return null
+        }
         if (current[worker.id] !== worker) {
             leaving -= worker
             logger.info { "child ${worker.id} (pid ${worker.pid}) $status, replaced" }
@@ -200,16 +248,15 @@ internal class Supervisor(
         val what = "child ${worker.id} (pid ${worker.pid})"
         when (decision) {
             is Decision.Restart -> {
+                // A spare takes over before anything else is done: every microsecond here is a client's wait.
+                val spare = if (decision.delayNanos == 0L) handOver(worker.id) else null
                 val how = if (status.signal != null) "killed by signal ${status.signal}" else "exited with status ${status.exitCode}"
                 logger.warn { "$what $how, restarting" }
                 options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = true))
-                if (decision.delayNanos == 0L) {
-                    start(worker.id)
-                } else {
-                    scope.launch {
-                        delay(decision.delayNanos / 1_000_000)
-                        events.send(Event.StartDue(worker.id))
-                    }
+                when {
+                    spare != null -> tookOver(spare)
+                    decision.delayNanos == 0L -> start(worker.id)
+                    else -> later(decision.delayNanos / 1_000_000, Event.StartDue(worker.id))
                 }
             }
             is Decision.Retire -> {
@@ -225,9 +272,145 @@ internal class Supervisor(
         return next
     }
 
+    /** Worker [id] again: the oldest spare takes it over when there is one, a new JVM otherwise. */
+    private fun replace(id: Int): Child = handOver(id)?.also(::tookOver) ?: start(id)
+
+    /**
+     * Gives [id] to the oldest spare; null when there is none. A spare still on its way to
+     * `forkProcesses` takes it too: it is further along than a JVM started now, and reads its
+     * id when it gets there. The caller then calls [tookOver].
+     */
+    private fun handOver(id: Int): Child? {
+        while (true) {
+            val spare = spares.removeFirstOrNull() ?: return null
+            val fd = checkNotNull(spare.assignFd)
+            spare.assignFd = null
+            try {
+                Fds.writeSmall(fd, "$id\n".toByteArray(), "the assignment pipe of spare pid ${spare.pid}")
+            } catch (e: IOException) {
+                logger.warn { "spare (pid ${spare.pid}) cannot take over child $id (${e.message}); trying the next" }
+                continue // it is dying: its exit event follows
+            } finally {
+                Fds.closeQuietly(fd)
+            }
+            spare.id = id
+            spare.startedNanos = System.nanoTime()
+            current[id] = spare
+            return spare
+        }
+    }
+
+    /**
+     * Says that [spare] took over its id, and starts another spare a second later: at once, its
+     * start-up would compete for the CPU with the first requests of the one that took over.
+     */
+    private fun tookOver(spare: Child) {
+        logger.info { "child ${spare.id}: spare (pid ${spare.pid}) takes over" }
+        options.listener?.onEvent(WorkerEvent.Started(spare.id, spare.pid, fromSpare = true))
+        later(SPARE_REFILL_MILLIS, Event.SpareDue)
+    }
+
     private fun start(id: Int): Child {
-        val environment = System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) } + mapOf(
-            WorkerEnvironment.TASK_ID to id.toString(),
+        val process = spawn(mapOf(WorkerEnvironment.TASK_ID to id.toString()), assignFd = null)
+        val worker = Child(id, process, System.nanoTime())
+        current[id] = worker
+        options.listener?.onEvent(WorkerEvent.Started(id, process.pid))
+        watch(worker)
+        return worker
+    }
+
+    /** A spare: a worker JVM without an id, which waits in its forkProcesses for one. */
+    private fun startSpare() {
+        val spare = try {
+            launchSpare(training = false)
+        } catch (e: IOException) {
+            logger.error(e) { "cannot start a spare; trying again later" }
+            scheduleSpare()
+            return
+        }
+        spares.addLast(spare)
+        logger.debug { "spare (pid ${spare.pid}) started" }
+        options.listener?.onEvent(WorkerEvent.SpareStarted(spare.pid))
+        watch(spare)
+    }
+
+    /**
+     * The start-up archive's training run: a spare, started with the flag that makes its JVM
+     * write the archive as it exits, and retired as soon as it waits for an id.
+     */
+    private fun train() {
+        val run = try {
+            launchSpare(training = true)
+        } catch (e: IOException) {
+            logger.warn(e) { "start-up archive: cannot start its training JVM; workers start without one" }
+            return
+        }
+        trainer = run
+        logger.info { "start-up archive: training JVM (pid ${run.pid}) started, for ${archive?.file}" }
+        watch(run)
+    }
+
+    private fun launchSpare(training: Boolean): Child {
+        val assign = Fds.pipe()
+        val process = try {
+            spawn(mapOf(WorkerEnvironment.SPARE to (FIRST_SOCKET_FD + parentSocketFds.size).toString()), assignFd = assign[0], training = training)
+        } catch (e: IOException) {
+            Fds.closeQuietly(assign[1])
+            throw e
+        } finally {
+            Fds.closeQuietly(assign[0]) // the spare has its own copy
+        }
+        return Child(SPARE, process, System.nanoTime(), assignFd = assign[1])
+    }
+
+    /** Ends a spare that waits for an id with status 0: `"retire"` on its assignment pipe. */
+    private fun retire(spare: Child) {
+        val fd = spare.assignFd ?: return
+        spare.assignFd = null
+        try {
+            Fds.writeSmall(fd, "${WorkerRuntime.RETIRE}\n".toByteArray(), "the assignment pipe of pid ${spare.pid}")
+        } catch (e: IOException) {
+            logger.debug { "pid ${spare.pid} could not be retired (${e.message}): it is on its way out" }
+        } finally {
+            Fds.closeQuietly(fd)
+        }
+    }
+
+    /** A spare died before it was assigned: another one takes its place, unless the supervisor is stopping. */
+    private fun spareExited(spare: Child, status: ExitStatus) {
+        val waiting = spares.remove(spare)
+        spare.assignFd?.let(Fds::closeQuietly)
+        spare.assignFd = null
+        val restarting = waiting && !stopping
+        if (restarting) {
+            logger.warn { "spare (pid ${spare.pid}) $status before it was assigned, starting another" }
+            scheduleSpare()
+        } else {
+            logger.info { "spare (pid ${spare.pid}) $status" }
+        }
+        options.listener?.onEvent(WorkerEvent.SpareExited(spare.pid, status, restarting))
+    }
+
+    /** Starts a spare after 1 s, doubling up to 30 s while spares keep dying before they reach forkProcesses. */
+    private fun scheduleSpare() {
+        val delayMillis = minOf(SPARE_RETRY_MILLIS shl minOf(spareFailures, 5), SPARE_RETRY_MAX_MILLIS)
+        spareFailures++
+        later(delayMillis, Event.SpareDue)
+    }
+
+    private fun later(millis: Long, event: Event) {
+        scope.launch {
+            delay(millis)
+            events.send(event)
+        }
+    }
+
+    /**
+     * Starts a worker JVM with this supervisor's environment plus [variables]; [assignFd] is a
+     * spare's assignment pipe; [training] makes it the start-up archive's training run.
+     */
+    private fun spawn(variables: Map<String, String>, assignFd: Int?, training: Boolean = false): Subprocess {
+        val environment = System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) } + variables + mapOf(
             WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
             WorkerEnvironment.SOCKETS to encodedGroups,
             WorkerEnvironment.WATCH_PIPE to watchPipeTarget,
@@ -237,29 +420,50 @@ internal class Supervisor(
             (WorkerEnvironment.INHERITED_CHANNEL to "1").takeIf { inheritedFd != null },
         )
         // A process group of its own: a terminal's Ctrl-C reaches only the supervisor, which then stops the workers in order.
-        val builder = Subprocess.builder(command).env(environment).newProcessGroup().passFd(watchPipe[0]).readPipe()
+        val line = when {
+            archive == null -> command
+            training -> archive.trainerCommand(command)
+            else -> archive.workerCommand(command)
+        }
+        val builder = Subprocess.builder(line).env(environment).newProcessGroup().passFd(watchPipe[0]).readPipe()
         parentSocketFds.forEach { builder.passFd(it) }
+        assignFd?.let { builder.passFd(it) } // after the sockets: fd 5 + their number
         inheritedFd?.let { builder.stdinFrom(it) }
-        val process = builder.startDetached()
-        val worker = Child(id, process, System.nanoTime())
-        current[id] = worker
-        options.listener?.onEvent(WorkerEvent.Started(id, process.pid))
+        return builder.startDetached()
+    }
+
+    /** Follows [worker]'s lines on its ready pipe (`spare`, then `ready`) and its exit. */
+    private fun watch(worker: Child) {
+        val process = worker.process
         scope.launch {
             try {
-                process.extraReaders[0].readUntil(READY)
+                while (true) {
+                    val line = process.extraReaders[0].readUntil(NEWLINE)
+                    if (line.contentEquals(SPARE_LINE)) {
+                        if (worker === trainer) {
+                            retire(worker)
+                            continue
+                        }
+                        worker.waiting = true
+                        spareFailures = 0
+                        logger.debug { "spare (pid ${process.pid}) waiting" }
+                        if (worker.id == SPARE) options.listener?.onEvent(WorkerEvent.SpareReady(process.pid))
+                    } else if (line.contentEquals(READY_LINE)) {
+                        break
+                    }
+                }
             } catch (e: EOFException) {
                 worker.ready.complete(false) // exited before it was ready; the exit event tells the rest
                 return@launch
             }
             worker.ready.complete(true)
-            logger.debug { "child $id (pid ${process.pid}) ready" }
-            options.listener?.onEvent(WorkerEvent.Ready(id, process.pid))
+            logger.debug { "child ${worker.id} (pid ${process.pid}) ready" }
+            options.listener?.onEvent(WorkerEvent.Ready(worker.id, process.pid))
         }
         scope.launch {
             process.waitForExit(raiseError = false)
             events.send(Event.Exited(worker, process.exitStatus!!))
         }
-        return worker
     }
 
     /**
@@ -269,12 +473,19 @@ internal class Supervisor(
      * connection is ever refused.
      */
     private suspend fun rollingRestart() {
-        logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" }
+        logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" + if (spares.isEmpty()) "" else " and ${spares.size} spares" }
+        // Spares first: each worker below is then replaced by a spare that runs the new code, or a new JVM.
+        if (spares.isNotEmpty()) {
+            val old = spares.toList()
+            spares.clear()
+            repeat(old.size) { startSpare() }
+            stop(old)
+        }
         for (id in current.keys.sorted()) {
             if (stopping) return
             val old = current[id] ?: continue
             val fresh = try {
-                start(id)
+                replace(id)
             } catch (e: IOException) {
                 logger.error(e) { "rolling restart stopped: cannot start a replacement for child $id" }
                 return
@@ -310,7 +521,9 @@ internal class Supervisor(
         rolling?.cancel()
         // New connections are refused from now on, rather than queued for workers that are leaving.
         sharedChannels.forEach { it.close() }
-        stop(current.values + leaving)
+        val idle = spares.toList() + listOfNotNull(trainer)
+        spares.clear()
+        stop(current.values + leaving + idle)
     }
 
     /** SIGTERM, [ForkOptions.gracefulTimeout] to exit, then SIGKILL; returns once all are reaped. */
@@ -334,6 +547,14 @@ internal class Supervisor(
         const val WATCH_FD = 3
         const val READY_FD = 4
         const val FIRST_SOCKET_FD = 5
-        val READY = "ready\n".toByteArray()
+
+        /** The id of a spare until it takes one over. */
+        const val SPARE = -1
+        const val SPARE_RETRY_MILLIS = 1_000L
+        const val SPARE_REFILL_MILLIS = 1_000L
+        const val SPARE_RETRY_MAX_MILLIS = 30_000L
+        val NEWLINE = "\n".toByteArray()
+        val READY_LINE = "ready\n".toByteArray()
+        val SPARE_LINE = "spare\n".toByteArray()
     }
 }

@@ -6,7 +6,9 @@ import dev.prefork.WORKER_VARIABLE_PREFIX
  * What a supervisor tells a worker JVM, in environment variables (the only channel that
  * survives exec and costs the worker nothing to read):
  *
- * - `PREFORK_TASK_ID`: the worker's id;
+ * - `PREFORK_TASK_ID`: the worker's id; absent for a spare, which has
+ * - `PREFORK_SPARE`: the fd of the read end of its assignment pipe, on which the supervisor
+ *   writes the id the spare takes over (`"3\n"`);
  * - `PREFORK_CONTROL_FDS`: `watch,ready` — the read end of a pipe whose end-of-file means the
  *   supervisor died, and the write end of a pipe on which the worker says it is ready;
  * - `PREFORK_WATCH_PIPE`: `pipe:[inode]` of the watch pipe; a process whose fd 3 is not that
@@ -21,6 +23,7 @@ import dev.prefork.WORKER_VARIABLE_PREFIX
  */
 internal object WorkerEnvironment {
     const val TASK_ID = "${WORKER_VARIABLE_PREFIX}TASK_ID"
+    const val SPARE = "${WORKER_VARIABLE_PREFIX}SPARE"
     const val CONTROL_FDS = "${WORKER_VARIABLE_PREFIX}CONTROL_FDS"
     const val SOCKETS = "${WORKER_VARIABLE_PREFIX}SOCKETS"
     const val READY = "${WORKER_VARIABLE_PREFIX}READY"
@@ -32,7 +35,7 @@ internal object WorkerEnvironment {
 
     /** What `/proc/self/fd/N` links to (`pipe:[123]`, `socket:[456]`, a path), or null. */
     fun fdTarget(fd: Int): String? = try {
-        java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/$fd")).toString()
+        java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/" + fd)).toString()
     } catch (e: java.io.IOException) {
         null
     }
@@ -51,16 +54,54 @@ internal object WorkerEnvironment {
         }
     }
 
-    fun decode(text: String): List<Group> = if (text.isEmpty()) emptyList() else text.split(";").map { entry ->
-        when (entry[0]) {
-            's' -> Group.Shared(
-                entry.substring(1).split(",").map {
-                    val (fd, family) = it.split("/")
-                    fd.toInt() to (family == "6")
-                },
-            )
-            'r' -> Group.ReusePort(entry.substring(1).toInt())
-            else -> throw IllegalStateException("bad $SOCKETS entry \"$entry\"")
+    fun decode(text: String): List<Group> {
+        val groups = ArrayList<Group>()
+        if (text.isEmpty()) return groups
+        for (entry in split(text, ';')) {
+            val body = entry.substring(1)
+            when (entry[0]) {
+                's' -> {
+                    val sockets = ArrayList<Pair<Int, Boolean>>()
+                    for (socket in split(body, ',')) {
+                        val fdAndFamily = split(socket, '/')
+                        sockets.add(Pair(Integer.parseInt(fdAndFamily[0]), fdAndFamily[1] == "6"))
+                    }
+                    groups.add(Group.Shared(sockets))
+                }
+                'r' -> groups.add(Group.ReusePort(Integer.parseInt(body)))
+                else -> throw IllegalStateException("bad $SOCKETS entry \"$entry\"")
+            }
         }
+        return groups
+    }
+
+    /*
+     * A worker reads its environment on its start-up path, where every class counts: these two
+     * use `String` members and `java.util` only, not Kotlin's string and collection extensions,
+     * whose facade classes (a dozen each) would load and be verified first.
+     */
+
+    /** [text] split at every [separator]. */
+    fun split(text: String, separator: Char): List<String> {
+        val parts = ArrayList<String>()
+        var start = 0
+        for (i in 0 until text.length) {
+            if (text[i] == separator) {
+                parts.add(text.substring(start, i))
+                start = i + 1
+            }
+        }
+        parts.add(text.substring(start))
+        return parts
+    }
+
+    /** Whether an fd's [target] (see [fdTarget]) is a pipe. */
+    fun isPipe(target: String?): Boolean = target != null && target.length > 5 && target.substring(0, 5) == "pipe:"
+
+    /** [text] as a decimal int, or null when it is absent or not one. */
+    fun intOrNull(text: String?): Int? = try {
+        if (text == null) null else Integer.parseInt(text)
+    } catch (e: NumberFormatException) {
+        null
     }
 }

@@ -2,69 +2,146 @@ package dev.prefork.supervisor
 
 import io.github.oshai.kotlinlogging.KotlinLogging
 import java.io.FileInputStream
+import java.io.FileOutputStream
 import java.io.IOException
-import java.nio.file.Files
-import java.nio.file.Path
-import java.nio.file.StandardOpenOption
-import kotlin.concurrent.thread
+import java.io.OutputStream
+import java.util.concurrent.atomic.AtomicBoolean
+import kotlin.system.exitProcess
 
 private val logger = KotlinLogging.logger {}
 
 /**
- * This JVM as a worker, when a supervisor started it (`PREFORK_TASK_ID` is set): its id, its
- * inherited socket groups, and the two control pipes. Reading it costs a few environment
- * lookups and no jnr, so a worker starts as fast as a plain JVM.
+ * This JVM as a worker, when a supervisor started it: its id (or, for a spare, the pipe its id
+ * will come on), its inherited socket groups, and the two control pipes. Reading it costs a
+ * few environment lookups and no jnr, so a worker starts as fast as a plain JVM: this runs on
+ * a worker's start-up path, where it loads nothing of Kotlin's standard library beyond a few
+ * small classes (see [WorkerEnvironment.split]).
  */
 internal object WorkerRuntime {
-    private val controlFds: List<Int> =
-        System.getenv(WorkerEnvironment.CONTROL_FDS)?.split(",")?.mapNotNull { it.toIntOrNull() }.orEmpty()
-
-    /** Set only when fd 3 is the very pipe the supervisor named: the variables alone prove nothing. */
-    val taskId: Int? = System.getenv(WorkerEnvironment.TASK_ID)?.toIntOrNull()?.takeIf {
+    /** The watch pipe's and the ready pipe's fds (3 and 4), or null: no supervisor started this JVM. */
+    private val controlFds: IntArray? = run {
+        val fds = System.getenv(WorkerEnvironment.CONTROL_FDS)?.let { WorkerEnvironment.split(it, ',') }
+        val watch = if (fds != null && fds.size == 2) WorkerEnvironment.intOrNull(fds[0]) else null
+        val ready = if (fds != null && fds.size == 2) WorkerEnvironment.intOrNull(fds[1]) else null
         val expected = System.getenv(WorkerEnvironment.WATCH_PIPE)
-        controlFds.size == 2 && expected != null && WorkerEnvironment.fdTarget(controlFds[0]) == expected
+        // The variables alone prove nothing: fd 3 must be the very pipe the supervisor named.
+        if (watch == null || ready == null || expected == null || WorkerEnvironment.fdTarget(watch) != expected) null else intArrayOf(watch, ready)
     }
 
+    /** A spare's end of its assignment pipe, on which the supervisor writes the id it takes over. */
+    private val assignFd: Int? = if (controlFds != null) WorkerEnvironment.intOrNull(System.getenv(WorkerEnvironment.SPARE)) else null
+
+    /**
+     * This worker's id: known from the start, or for a spare from the moment the supervisor
+     * assigned it one (`forkProcesses` returns it then). Null in every other process.
+     */
+    @Volatile
+    var taskId: Int? = if (controlFds != null && assignFd == null) WorkerEnvironment.intOrNull(System.getenv(WorkerEnvironment.TASK_ID)) else null
+        private set
+
+    /** Whether a supervisor started this JVM, as a worker or as a spare. */
+    val isWorker: Boolean = taskId != null || assignFd != null
+
+    /** A spare that no worker's id has been given to yet. */
+    val isSpare: Boolean get() = assignFd != null && taskId == null
+
     val socketGroups: List<WorkerEnvironment.Group> =
-        if (taskId == null) emptyList() else WorkerEnvironment.decode(System.getenv(WorkerEnvironment.SOCKETS).orEmpty())
+        if (!isWorker) java.util.Collections.emptyList() else WorkerEnvironment.decode(System.getenv(WorkerEnvironment.SOCKETS) ?: "")
 
     /** Ready only when the worker's code says so ([dev.prefork.Worker.ready]), not when forkProcesses returns. */
-    private val explicitReady = taskId != null && System.getenv(WorkerEnvironment.READY) == EXPLICIT
+    private val explicitReady = isWorker && System.getenv(WorkerEnvironment.READY) == EXPLICIT
 
-    val drainMillis: Long = System.getenv(WorkerEnvironment.DRAIN_MS)?.toLongOrNull() ?: DEFAULT_DRAIN_MILLIS
+    val drainMillis: Long = WorkerEnvironment.intOrNull(System.getenv(WorkerEnvironment.DRAIN_MS))?.toLong() ?: DEFAULT_DRAIN_MILLIS
 
     /** Whether fd 0 is the first shared listening socket (`ForkOptions.inheritedChannel`). */
-    private val inheritedChannel = taskId != null && System.getenv(WorkerEnvironment.INHERITED_CHANNEL) == "1"
+    private val inheritedChannel = isWorker && System.getenv(WorkerEnvironment.INHERITED_CHANNEL) == "1"
 
     private var started = false
-    private var readySent = false
+    private val readySent = AtomicBoolean()
+
+    /** "worker 3", or "spare" before a spare got its id: for log lines. */
+    fun describe(): String = taskId?.let { "worker $it" } ?: "spare"
 
     /**
      * Called by forkProcesses in a worker, its sockets adopted: watch the supervisor, stop
-     * accepting first on SIGTERM, and say ready unless the worker's code will.
+     * accepting first on SIGTERM, and say ready unless the worker's code will. A spare first
+     * tells the supervisor it is waiting, then blocks until it is given a worker's id, and
+     * returns that. Null outside a worker.
      */
     @Synchronized
-    fun start() {
-        val id = taskId ?: return
-        if (started) return
-        started = true
-        controlFds.getOrNull(0)?.let(::watchSupervisor)
-        WorkerStop.install(id, drainMillis, inheritedChannel)
+    fun start(): Int? {
+        if (!isWorker) return null
+        if (!started) {
+            started = true
+            controlFds?.let { watchSupervisor(it[0]) }
+            WorkerStop.install(drainMillis, inheritedChannel)
+            readyPipe = openReadyPipe() // now, off the path of a spare's first moments as a worker
+        }
+        assignFd?.let { fd ->
+            if (taskId == null) {
+                report(SPARE_LINE)
+                taskId = awaitAssignment(fd)
+            }
+        }
         if (!explicitReady) ready()
+        return taskId
     }
 
-    /** Tells the supervisor this worker is serving (rolling restarts wait for it); once. */
-    @Synchronized
+    /** Tells the supervisor this worker is serving (rolling restarts wait for it); once, and never from an unassigned spare. */
     fun ready() {
-        if (readySent || taskId == null) return
-        readySent = true
-        val fd = controlFds.getOrNull(1) ?: return
-        if (WorkerEnvironment.fdTarget(fd)?.startsWith("pipe:") != true) return
-        try {
-            // WRITE only: never create or truncate, whatever the fd turned out to be.
-            Files.newOutputStream(Path.of("/proc/self/fd/$fd"), StandardOpenOption.WRITE).use { it.write(READY) }
+        if (taskId != null && readySent.compareAndSet(false, true)) report(READY_LINE)
+    }
+
+    /** This worker's end of the ready pipe (fd 4), opened once: a spare's first report after it is assigned loads nothing new. */
+    @Volatile
+    private var readyPipe: OutputStream? = null
+
+    private fun openReadyPipe(): OutputStream? {
+        val fd = controlFds?.get(1) ?: return null
+        // O_CREAT and O_TRUNC, which FileOutputStream asks for, do nothing to a pipe; anything else is left alone.
+        if (!WorkerEnvironment.isPipe(WorkerEnvironment.fdTarget(fd))) return null
+        return try {
+            FileOutputStream("/proc/self/fd/$fd")
         } catch (e: IOException) {
-            logger.warn(e) { "worker $taskId could not report ready on fd $fd" }
+            logger.warn(e) { "${describe()} cannot report to its supervisor on fd $fd" }
+            null
+        }
+    }
+
+    /** A line on the ready pipe, which only the supervisor reads. */
+    private fun report(line: ByteArray) {
+        val out = readyPipe ?: return
+        try {
+            synchronized(out) { out.write(line) }
+        } catch (e: IOException) {
+            logger.warn(e) { "${describe()} could not report to its supervisor" }
+        }
+    }
+
+    /**
+     * Blocks until the supervisor writes this spare's id (`"<id>\n"`) on [fd]. `"retire\n"`
+     * ends the spare with status 0 (the start-up archive's training run ends so, and its JVM
+     * writes the archive as it exits); end-of-file means the supervisor is gone, and this JVM
+     * exits as any orphaned worker does.
+     */
+    private fun awaitAssignment(fd: Int): Int {
+        val line = StringBuilder()
+        try {
+            FileInputStream("/proc/self/fd/$fd").use { input ->
+                while (true) {
+                    val b = input.read()
+                    if (b < 0 || b == '\n'.code) break
+                    line.append(b.toChar())
+                }
+            }
+        } catch (e: IOException) {
+            logger.warn(e) { "spare cannot read its assignment on fd $fd" }
+        }
+        val text = line.toString()
+        if (text == RETIRE) exitProcess(0)
+        return WorkerEnvironment.intOrNull(text) ?: run {
+            logger.warn { "spare: supervisor is gone before it assigned an id, exiting" }
+            exitProcess(ORPHAN_EXIT)
         }
     }
 
@@ -76,24 +153,32 @@ internal object WorkerRuntime {
         val input = try {
             FileInputStream("/proc/self/fd/$fd")
         } catch (e: IOException) {
-            logger.warn(e) { "worker $taskId cannot watch its supervisor on fd $fd" }
+            logger.warn(e) { "${describe()} cannot watch its supervisor on fd $fd" }
             return
         }
-        thread(name = "prefork-supervisor-watch", isDaemon = true) {
-            try {
-                while (input.read() >= 0) { /* the supervisor never writes; only end-of-file matters */ }
-            } catch (e: IOException) {
-                // treated as end-of-file
+        val watch = object : Thread("prefork-supervisor-watch") {
+            override fun run() {
+                try {
+                    while (input.read() >= 0) { /* the supervisor never writes; only end-of-file matters */ }
+                } catch (e: IOException) {
+                    // treated as end-of-file
+                }
+                logger.warn { "${describe()}: supervisor is gone, exiting" }
+                object : Thread("prefork-orphan-exit") {
+                    override fun run() = System.exit(ORPHAN_EXIT)
+                }.start()
+                sleep(HALT_AFTER_MILLIS)
+                Runtime.getRuntime().halt(ORPHAN_EXIT)
             }
-            logger.warn { "worker $taskId: supervisor is gone, exiting" }
-            thread(name = "prefork-orphan-exit") { System.exit(ORPHAN_EXIT) }
-            Thread.sleep(HALT_AFTER_MILLIS)
-            Runtime.getRuntime().halt(ORPHAN_EXIT)
         }
+        watch.isDaemon = true
+        watch.start()
     }
 
-    private val READY = "ready\n".toByteArray()
+    private val READY_LINE = "ready\n".toByteArray()
+    private val SPARE_LINE = "spare\n".toByteArray()
     const val EXPLICIT = "explicit"
+    const val RETIRE = "retire"
     const val DEFAULT_DRAIN_MILLIS = 10_000L
     private const val ORPHAN_EXIT = 1
     private const val HALT_AFTER_MILLIS = 500L

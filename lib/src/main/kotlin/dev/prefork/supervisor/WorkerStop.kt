@@ -56,23 +56,23 @@ internal object WorkerStop {
     }
 
     /** Called once in a worker, when `forkProcesses` returns: SIGTERM stops accepting first from now on. */
-    fun install(taskId: Int, drainMillis: Long, inheritedChannel: Boolean) {
+    fun install(drainMillis: Long, inheritedChannel: Boolean) {
         val term = Signal("TERM")
         val previous = try {
-            Signal.handle(term) { signal -> onTerm(signal, taskId, drainMillis, inheritedChannel) }
+            Signal.handle(term) { signal -> onTerm(signal, drainMillis, inheritedChannel) }
         } catch (e: IllegalArgumentException) {
-            logger.warn { "worker $taskId cannot handle SIGTERM (${e.message}): it will not stop accepting before it exits" }
+            logger.warn { "${WorkerRuntime.describe()} cannot handle SIGTERM (${e.message}): it will not stop accepting before it exits" }
             return
         }
         previousHandler = previous
-        Runtime.getRuntime().addShutdownHook(Thread({ awaitDrained(taskId) }, "prefork-drain"))
+        Runtime.getRuntime().addShutdownHook(Thread({ awaitDrained() }, "prefork-drain"))
     }
 
     /** Runs on a thread of its own, as the JVM runs every signal handler. */
-    private fun onTerm(signal: Signal, taskId: Int, drainMillis: Long, inheritedChannel: Boolean) {
+    private fun onTerm(signal: Signal, drainMillis: Long, inheritedChannel: Boolean) {
         if (!stopping.compareAndSet(false, true)) return // the JVM is already on its way out
         drainDeadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(drainMillis)
-        stopAccepting(taskId, inheritedChannel)
+        stopAccepting(inheritedChannel)
         val previous = previousHandler
         if (previous == null || previous == SignalHandler.SIG_DFL || previous == SignalHandler.SIG_IGN) {
             System.exit(EXIT_ON_SIGTERM)
@@ -81,7 +81,8 @@ internal object WorkerStop {
         }
     }
 
-    private fun stopAccepting(taskId: Int, inheritedChannel: Boolean) {
+    private fun stopAccepting(inheritedChannel: Boolean) {
+        val who = WorkerRuntime.describe()
         // This process's handles only: the socket, its queue and the other workers' handles stay open.
         channels.forEach { runCatching { it.close() } }
         if (inheritedChannel) {
@@ -90,18 +91,18 @@ internal object WorkerStop {
                 InheritedStdio.closeKeepingOutput(inherited)
             }
         }
-        logger.info { "worker $taskId: SIGTERM, stopped accepting" }
+        logger.info { "$who: SIGTERM, stopped accepting" }
         for (action in actions) {
             try {
                 action.run()
             } catch (e: Exception) {
-                logger.warn(e) { "worker $taskId: a stop-accepting action failed" }
+                logger.warn(e) { "$who: a stop-accepting action failed" }
             }
         }
     }
 
     /** prefork's shutdown hook in a worker: after a SIGTERM, wait for the drain; in any shutdown, then run the after-drain actions. */
-    private fun awaitDrained(taskId: Int) {
+    private fun awaitDrained() {
         val deadline = drainDeadline
         if (deadline != 0L) {
             var open = ProcNet.acceptedConnections(ports)
@@ -109,13 +110,13 @@ internal object WorkerStop {
                 Thread.sleep(POLL_MILLIS)
                 open = ProcNet.acceptedConnections(ports)
             }
-            if (open > 0) logger.warn { "worker $taskId: $open accepted connections still open after the drain timeout, exiting" }
+            if (open > 0) logger.warn { "${WorkerRuntime.describe()}: $open accepted connections still open after the drain timeout, exiting" }
         }
         for (action in afterDrain) {
             try {
                 action.run()
             } catch (e: Exception) {
-                logger.warn(e) { "worker $taskId: an after-drain action failed" }
+                logger.warn(e) { "${WorkerRuntime.describe()}: an after-drain action failed" }
             }
         }
     }
