@@ -8,7 +8,6 @@ import dev.prefork.supervisor.WorkerCommand
 import dev.prefork.supervisor.WorkerRuntime
 import java.io.IOException
 import java.nio.channels.ServerSocketChannel
-import java.util.concurrent.atomic.AtomicBoolean
 
 /**
  * The processors this process may use: the JDK's count, which honours CPU affinity
@@ -31,14 +30,20 @@ public fun taskId(): Int? = WorkerRuntime.taskId
  */
 public fun isWorker(): Boolean = WorkerRuntime.isWorker
 
-private val forked = AtomicBoolean()
+/** Whether forkProcesses was called; a plain lock, as an AtomicBoolean would set up VarHandles on a worker's start-up path. */
+private object Fork {
+    var claimed = false
+}
 
 /**
  * Marks this process as forked (a second call is an error) and, in a worker, returns its id
  * without touching coroutines: a worker's start-up path stays as light as a plain JVM's.
  */
 internal fun claimFork(): Int? {
-    check(forked.compareAndSet(false, true)) { "forkProcesses was already called in this process" }
+    synchronized(Fork) {
+        check(!Fork.claimed) { "forkProcesses was already called in this process" }
+        Fork.claimed = true
+    }
     return WorkerRuntime.start()
 }
 

@@ -36,6 +36,19 @@ internal object SocketHandoff {
             FileDescriptor::class.java,
             java.lang.Boolean.TYPE,
         ).apply { isAccessible = true }
+
+        /**
+         * The channels' provider: what `SelectorProvider.provider()` returns, without its first
+         * call's search of every jar on the class path for a service file (opening a fat jar's
+         * directory: 15-25 ms of a worker's start here). Unless a provider is named by system
+         * property, that search finds none in practice and the JDK takes this same default.
+         */
+        val provider: SelectorProvider =
+            if (System.getProperty("java.nio.channels.spi.SelectorProvider") != null) {
+                SelectorProvider.provider()
+            } else {
+                Class.forName("sun.nio.ch.DefaultSelectorProvider").getDeclaredMethod("get").apply { isAccessible = true }.invoke(null) as SelectorProvider
+            }
     }
 
     /** A listening socket of this process, as an fd number and whether the kernel made it IPv6 (dual-stack). */
@@ -56,7 +69,7 @@ internal object SocketHandoff {
         try {
             val family = if (inet6) StandardProtocolFamily.INET6 else StandardProtocolFamily.INET
             val descriptor = Internals.newFd.invoke(null, fd)
-            return Internals.constructor.newInstance(SelectorProvider.provider(), family, descriptor, java.lang.Boolean.TRUE) as ServerSocketChannel
+            return Internals.constructor.newInstance(Internals.provider, family, descriptor, java.lang.Boolean.TRUE) as ServerSocketChannel
         } catch (e: Exception) { // reflection refused (inaccessible) and the constructor's IOException
             throw cannotAdopt(fd, e)
         } catch (e: LinkageError) { // Internals failed to initialise: refused, or missing on this JDK

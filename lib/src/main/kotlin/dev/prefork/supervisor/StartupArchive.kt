@@ -137,7 +137,7 @@ internal class StartupArchive private constructor(
 
         /** Why workers of [command] cannot have an archive, or null when they can. */
         private fun unsupported(command: List<String>): String? {
-            val options = jvmOptions(command)
+            val options = WorkerCommand.jvmOptions(command)
             options.firstOrNull { option -> OWN_SHARING.any { option.startsWith(it) } }?.let {
                 return "the command line sets class-data sharing itself ($it)"
             }
@@ -181,8 +181,34 @@ internal class StartupArchive private constructor(
             return dir
         }
 
-        private fun classPath(): List<String> =
-            System.getProperty("java.class.path", "").split(File.pathSeparatorChar).map { it.ifEmpty { "." } }
+        /**
+         * The class path the JVM archives from and checks an archive against: `java.class.path`
+         * and, transitively, the `Class-Path` of each jar's manifest (`java -jar app.jar` with
+         * its libraries beside it, as Spring Boot's extracted layout has it).
+         */
+        private fun classPath(): List<String> {
+            val entries = LinkedHashSet<String>()
+            fun add(entry: String) {
+                if (!entries.add(entry)) return
+                val file = File(entry)
+                if (!file.isFile) return
+                val manifestPath = try {
+                    java.util.jar.JarFile(file).use { it.manifest?.mainAttributes?.getValue("Class-Path") }
+                } catch (e: IOException) {
+                    null
+                } ?: return
+                for (relative in manifestPath.split(' ').filter { it.isNotBlank() }) {
+                    val resolved = try {
+                        file.absoluteFile.parentFile.toURI().resolve(relative).let { if (it.scheme == "file") File(it).path else null }
+                    } catch (e: IllegalArgumentException) {
+                        null
+                    }
+                    resolved?.let(::add)
+                }
+            }
+            System.getProperty("java.class.path", "").split(File.pathSeparatorChar).forEach { add(it.ifEmpty { "." }) }
+            return entries.toList()
+        }
 
         /** What makes an archive of one JVM usable by another: the JDK, the class path's jars as they are now, the JVM options. */
         private fun digest(command: List<String>, classPath: List<String>): String {
@@ -194,38 +220,18 @@ internal class StartupArchive private constructor(
                 val file = File(entry).absoluteFile
                 add("${file.path} ${file.length()} ${file.lastModified()}")
             }
-            jvmOptions(command).forEach(::add)
+            WorkerCommand.jvmOptions(command).forEach(::add)
             return sha.digest().take(8).joinToString("") { "%02x".format(it) }
         }
 
         /** The jar's name for `-jar app.jar`, the main class's otherwise. */
         private fun applicationName(command: List<String>): String {
-            val rest = command.drop(1 + jvmOptions(command).size)
+            val rest = command.drop(1 + WorkerCommand.jvmOptions(command).size)
             return when {
                 rest.firstOrNull() == "-jar" -> rest.getOrNull(1)?.let { Path.of(it).fileName.toString().removeSuffix(".jar") } ?: "app"
                 rest.firstOrNull() in listOf("-m", "--module") -> rest.getOrNull(1)?.substringBefore('/') ?: "app"
                 else -> rest.firstOrNull()?.substringAfterLast('.') ?: "app"
             }
-        }
-
-        /** Options that take their value as the next argument, as the java launcher parses them. */
-        private val WITH_VALUE = setOf(
-            "-cp", "-classpath", "--class-path", "-p", "--module-path", "--upgrade-module-path", "--add-modules",
-            "--limit-modules", "--add-reads", "--add-exports", "--add-opens", "--patch-module", "--enable-native-access",
-        )
-
-        /** The JVM options of [command]: what comes between the launcher and the main class, `-jar` or `-m`. */
-        fun jvmOptions(command: List<String>): List<String> {
-            val options = mutableListOf<String>()
-            var i = 1
-            while (i < command.size) {
-                val arg = command[i]
-                if (!arg.startsWith("-") || arg == "-jar" || arg == "-m" || arg == "--module" || arg.startsWith("--module=")) break
-                options += arg
-                if (arg in WITH_VALUE && i + 1 < command.size) options += command[++i]
-                i++
-            }
-            return options
         }
 
         /** [command] with [added] right after the launcher, before the options of the command itself (which therefore win). */

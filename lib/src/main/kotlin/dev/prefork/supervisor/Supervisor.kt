@@ -146,6 +146,10 @@ internal class Supervisor(
             logger.info { "Starting $count processes" }
             var state = policy.initial(count)
             try {
+                if (archive?.ready == true) logger.info { "start-up archive ${archive.file}: workers map it" }
+                if (archive != null && !archive.ready && !archive.needsTraining) {
+                    logger.info { "start-up archive: none, an earlier training for ${archive.file} failed" }
+                }
                 for (id in 0 until count) start(id)
                 repeat(options.spareWorkers) { startSpare() }
                 if (archive?.needsTraining == true) {

@@ -5,7 +5,6 @@ import java.io.FileInputStream
 import java.io.FileOutputStream
 import java.io.IOException
 import java.io.OutputStream
-import java.util.concurrent.atomic.AtomicBoolean
 import kotlin.system.exitProcess
 
 private val logger = KotlinLogging.logger {}
@@ -57,7 +56,8 @@ internal object WorkerRuntime {
     private val inheritedChannel = isWorker && System.getenv(WorkerEnvironment.INHERITED_CHANNEL) == "1"
 
     private var started = false
-    private val readySent = AtomicBoolean()
+    /** Whether [ready] was said; guarded by itself (an AtomicBoolean would set up VarHandles on the start-up path). */
+    private val readySent = booleanArrayOf(false)
 
     /** "worker 3", or "spare" before a spare got its id: for log lines. */
     fun describe(): String = taskId?.let { "worker $it" } ?: "spare"
@@ -89,7 +89,12 @@ internal object WorkerRuntime {
 
     /** Tells the supervisor this worker is serving (rolling restarts wait for it); once, and never from an unassigned spare. */
     fun ready() {
-        if (taskId != null && readySent.compareAndSet(false, true)) report(READY_LINE)
+        if (taskId == null) return
+        synchronized(readySent) {
+            if (readySent[0]) return
+            readySent[0] = true
+        }
+        report(READY_LINE)
     }
 
     /** This worker's end of the ready pipe (fd 4), opened once: a spare's first report after it is assigned loads nothing new. */

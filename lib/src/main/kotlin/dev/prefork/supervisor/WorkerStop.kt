@@ -8,7 +8,6 @@ import java.nio.channels.ServerSocketChannel
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.TimeUnit
-import java.util.concurrent.atomic.AtomicBoolean
 
 private val logger = KotlinLogging.logger {}
 
@@ -30,10 +29,11 @@ internal object WorkerStop {
 
     /** Local ports of the handed-over sockets: an open connection on one of them was accepted by this worker. */
     private val ports: MutableSet<Int> = ConcurrentHashMap.newKeySet()
-    private val stopping = AtomicBoolean()
+    /** Set once, on the first SIGTERM (a plain volatile: an AtomicBoolean would set up VarHandles on the start-up path). */
+    @Volatile private var stopping = false
 
     /** True from the moment this worker got SIGTERM. */
-    val isStopping: Boolean get() = stopping.get()
+    val isStopping: Boolean get() = stopping
 
     /** When the drain ends (System.nanoTime); 0 while no SIGTERM arrived: an exit for any other reason does not wait. */
     @Volatile private var drainDeadline = 0L
@@ -70,7 +70,10 @@ internal object WorkerStop {
 
     /** Runs on a thread of its own, as the JVM runs every signal handler. */
     private fun onTerm(signal: Signal, drainMillis: Long, inheritedChannel: Boolean) {
-        if (!stopping.compareAndSet(false, true)) return // the JVM is already on its way out
+        synchronized(this) {
+            if (stopping) return // the JVM is already on its way out
+            stopping = true
+        }
         drainDeadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(drainMillis)
         stopAccepting(inheritedChannel)
         val previous = previousHandler

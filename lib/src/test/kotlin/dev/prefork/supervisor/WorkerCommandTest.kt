@@ -13,6 +13,21 @@ class WorkerCommandTest : FunSpec({
             listOf("java", WorkerCommand.ADD_OPENS, "-jar", "app.jar")
     }
 
+    test("no flag for a jar whose manifest opens the package: the JVM keeps its archived module graph") {
+        fun jar(manifest: String): String {
+            val file = java.io.File.createTempFile("worker-command", ".jar").apply { deleteOnExit() }
+            java.util.jar.JarOutputStream(file.outputStream(), java.util.jar.Manifest("Manifest-Version: 1.0\n$manifest".byteInputStream())).close()
+            return file.path
+        }
+        val opens = jar("Main-Class: Main\nAdd-Opens: java.base/java.lang java.base/sun.nio.ch\n")
+        WorkerCommand.fromCmdline(cmdline("java", "-Xmx1g", "-jar", opens, "--port=1"), null) shouldBe listOf("java", "-Xmx1g", "-jar", opens, "--port=1")
+        val plain = jar("Main-Class: Main\n")
+        WorkerCommand.fromCmdline(cmdline("java", "-jar", plain), null) shouldBe listOf("java", WorkerCommand.ADD_OPENS, "-jar", plain)
+        // An application argument that looks like the flag is not the flag.
+        WorkerCommand.fromCmdline(cmdline("java", "-cp", "a.jar", "Main", WorkerCommand.ADD_OPENS), null) shouldBe
+            listOf("java", WorkerCommand.ADD_OPENS, "-cp", "a.jar", "Main", WorkerCommand.ADD_OPENS)
+    }
+
     test("a launcher that is not java is re-executed as it is") {
         WorkerCommand.fromCmdline(cmdline("/opt/app/bin/server", "--port", "1"), "/opt/app/bin/server") shouldBe
             listOf("/opt/app/bin/server", "--port", "1")
