@@ -60,16 +60,20 @@ public final class JettySample {
         // Bound here in the supervisor; in a worker, the same call returns the supervisor's socket.
         ServerSocketChannel socket = Prefork.bindSockets(options.port, "127.0.0.1", 1024).get(0);
         int port = ((InetSocketAddress) socket.getLocalAddress()).getPort();
-        if (Prefork.taskId().isEmpty()) {
+        if (!Prefork.isWorker()) { // the supervisor (spares and workers are workers)
             printHowToTry(port, options.workers);
         }
         int id = Prefork.forkProcesses(ForkOptions.builder()
                 .numProcesses(options.workers)
                 .maxRestarts(20)
                 .explicitReady(true) // ready once Jetty has started, below
+                .spareWorkers(options.spares)
+                .startupArchive(!options.noArchive)
                 .listener(event -> {
                     if (event instanceof WorkerEvent.Started) {
                         System.out.println("[supervisor] jetty worker " + event.id() + " started, pid " + event.pid());
+                    } else if (event instanceof WorkerEvent.SpareStarted || event instanceof WorkerEvent.SpareReady) {
+                        System.out.println("[supervisor] " + event);
                     }
                 })
                 .build());
@@ -156,12 +160,17 @@ public final class JettySample {
         System.out.println("  Ctrl-C, or kill " + pid + "         # graceful stop");
     }
 
-    /** {@code --port=P --workers=N [--threads=T] [--no-fork]}; threads 0: the server's default. */
-    private record Options(int port, int workers, int threads, boolean noFork) {
+    /**
+     * {@code --port=P --workers=N [--threads=T] [--spares=K] [--no-archive] [--no-fork]}; threads
+     * 0: the server's default; spares: {@code ForkOptions.spareWorkers}; no-archive: no start-up archive.
+     */
+    private record Options(int port, int workers, int threads, int spares, boolean noArchive, boolean noFork) {
         static Options parse(String[] args) {
             int port = 8083;
             int workers = Prefork.cpuCount();
             int threads = 0;
+            int spares = 0;
+            boolean noArchive = false;
             boolean noFork = false;
             try {
                 for (String arg : args) {
@@ -171,6 +180,10 @@ public final class JettySample {
                         workers = Integer.parseInt(arg.substring("--workers=".length()));
                     } else if (arg.startsWith("--threads=")) {
                         threads = Integer.parseInt(arg.substring("--threads=".length()));
+                    } else if (arg.startsWith("--spares=")) {
+                        spares = Integer.parseInt(arg.substring("--spares=".length()));
+                    } else if (arg.equals("--no-archive")) {
+                        noArchive = true;
                     } else if (arg.equals("--no-fork")) {
                         noFork = true;
                     } else {
@@ -179,10 +192,10 @@ public final class JettySample {
                 }
             } catch (IllegalArgumentException e) { // NumberFormatException too
                 System.err.println(e.getMessage());
-                System.err.println("usage: java -jar prefork-jetty-sample.jar [--port=P] [--workers=N] [--threads=T] [--no-fork]");
+                System.err.println("usage: java -jar prefork-jetty-sample.jar [--port=P] [--workers=N] [--threads=T] [--spares=K] [--no-archive] [--no-fork]");
                 System.exit(2);
             }
-            return new Options(port, workers, threads, noFork);
+            return new Options(port, workers, threads, spares, noArchive, noFork);
         }
     }
 }

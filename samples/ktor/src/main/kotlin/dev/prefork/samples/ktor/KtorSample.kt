@@ -8,8 +8,8 @@ import dev.prefork.WorkerEvent
 import dev.prefork.bindSockets
 import dev.prefork.cpuCount
 import dev.prefork.forkProcesses
+import dev.prefork.isWorker
 import dev.prefork.netty.PreforkNetty
-import dev.prefork.taskId
 import io.ktor.http.HttpStatusCode
 import io.ktor.server.application.Application
 import io.ktor.server.engine.connector
@@ -56,12 +56,20 @@ fun main(args: Array<String>) {
     // Bound here in the supervisor; in a worker, the same call returns the supervisor's socket.
     val socket = bindSockets(options.port, "127.0.0.1", backlog = 1024).single()
     val port = (socket.localAddress as InetSocketAddress).port
-    if (taskId() == null) printHowToTry(port, options.workers)
+    if (!isWorker()) printHowToTry(port, options.workers) // the supervisor (spares are workers too)
     val forkOptions = ForkOptions.builder()
         .numProcesses(options.workers)
         .maxRestarts(20)
         .explicitReady(true) // ready when Netty's bind completes (prefork-netty says it)
-        .listener { if (it is WorkerEvent.Started) println("[supervisor] ktor worker ${it.id} started, pid ${it.pid}") }
+        .spareWorkers(options.spares)
+        .startupArchive(!options.noArchive)
+        .listener {
+            when (it) {
+                is WorkerEvent.Started -> println("[supervisor] ktor worker ${it.id} started, pid ${it.pid}")
+                is WorkerEvent.SpareStarted, is WorkerEvent.SpareReady -> println("[supervisor] $it")
+                else -> {}
+            }
+        }
         .build()
     val id = runBlocking { forkProcesses(forkOptions) } // never returns in the supervisor
     val server = embeddedServer(Netty, configure = {
@@ -123,29 +131,36 @@ private fun printHowToTry(port: Int, workers: Int) {
 private const val DEFAULT_ROUNDS = 200_000
 private const val MAX_ROUNDS = 20_000_000
 
-/** `--port=P --workers=N [--threads=T] [--no-fork]`; threads 0: Ktor's default. */
-private class Options(val port: Int, val workers: Int, val threads: Int, val noFork: Boolean) {
+/**
+ * `--port=P --workers=N [--threads=T] [--spares=K] [--no-archive] [--no-fork]`; threads 0: Ktor's
+ * default; spares: `ForkOptions.spareWorkers`; no-archive: no start-up archive.
+ */
+private class Options(val port: Int, val workers: Int, val threads: Int, val spares: Int, val noArchive: Boolean, val noFork: Boolean) {
     companion object {
         fun parse(args: Array<String>): Options {
             var port = 8082
             var workers = cpuCount()
             var threads = 0
+            var spares = 0
+            var noArchive = false
             var noFork = false
             for (arg in args) {
                 when {
                     arg.startsWith("--port=") -> port = arg.substringAfter('=').toIntOrNull() ?: usage("bad port: $arg")
                     arg.startsWith("--workers=") -> workers = arg.substringAfter('=').toIntOrNull() ?: usage("bad worker count: $arg")
                     arg.startsWith("--threads=") -> threads = arg.substringAfter('=').toIntOrNull() ?: usage("bad thread count: $arg")
+                    arg.startsWith("--spares=") -> spares = arg.substringAfter('=').toIntOrNull() ?: usage("bad spare count: $arg")
+                    arg == "--no-archive" -> noArchive = true
                     arg == "--no-fork" -> noFork = true
                     else -> usage("unknown argument: $arg")
                 }
             }
-            return Options(port, workers, threads, noFork)
+            return Options(port, workers, threads, spares, noArchive, noFork)
         }
 
         private fun usage(problem: String): Nothing {
             System.err.println(problem)
-            System.err.println("usage: java -jar prefork-ktor-sample.jar [--port=P] [--workers=N] [--threads=T] [--no-fork]")
+            System.err.println("usage: java -jar prefork-ktor-sample.jar [--port=P] [--workers=N] [--threads=T] [--spares=K] [--no-archive] [--no-fork]")
             exitProcess(2)
         }
     }
