@@ -3,9 +3,10 @@ package dev.prefork.bench
 import dev.prefork.ForkOptions
 import dev.prefork.Prefork
 import dev.prefork.WorkerEvent
+import dev.prefork.Worker
 import dev.prefork.WorkerListener
 import dev.prefork.bindSockets
-import dev.prefork.taskId
+import dev.prefork.isWorker
 import java.io.IOException
 import java.net.InetSocketAddress
 import java.nio.ByteBuffer
@@ -17,7 +18,8 @@ import java.time.Instant
 import kotlin.system.exitProcess
 
 /**
- * The server the fork benchmarks run in a fresh JVM: `ForkServerKt <run-token> <numProcesses>`.
+ * The server the fork benchmarks run in a fresh JVM:
+ * `ForkServerKt <run-token> <numProcesses> [spares] [archive|no-archive]`.
  * The token is unused here; it marks every process of one benchmark run (the supervisor
  * re-executes this command line for each worker), so the benchmark can find and kill them all.
  *
@@ -27,21 +29,30 @@ import kotlin.system.exitProcess
  * (the handler's own time, and a byte of the result). Lines on stdout (which every worker inherits), timestamps in
  * microseconds since the epoch, so the benchmark can place them against its own clock:
  *
- * - supervisor: `port <port>`, `event started <id> <pid> at <t>`, `event exited <id> <pid> at <t>`;
+ * - supervisor: `port <port>`, `event <kind> <id> <pid> at <t>` for every listener event
+ *   (`started`, `ready`, `exited`, `spare-started`, `spare-ready`, `spare-exited`; a spare's id is -1);
  * - worker: `worker <id> pid <pid> main <t> bound <t> forked <t> ready <t>` (entering `main`;
- *   `bindSockets` returned; `forkProcesses` returned; about to accept).
+ *   `bindSockets` returned; `forkProcesses` returned; about to accept);
+ * - spare: `spare <pid> waiting at <t>` once it has warmed up (served requests on a private
+ *   socket until the JIT compiled the request path) and is about to wait in `forkProcesses`.
  */
 fun main(args: Array<String>) {
     val entered = epochMicros()
-    require(args.size == 2) { "usage: ForkServerKt <run-token> <numProcesses>" }
-    val socket = bindSockets(0, "127.0.0.1", backlog = BACKLOG).single()
+    require(args.size in 2..4) { "usage: ForkServerKt <run-token> <numProcesses> [spares] [archive|no-archive]" }
+    val socket = bindSockets(0, "127.0.0.1", backlog = BACKLOG)[0]
     val bound = epochMicros()
-    if (taskId() == null) {
+    if (!isWorker()) {
         exitWithBenchmark()
         say("port", (socket.localAddress as InetSocketAddress).port)
     }
+    if (Worker.isSpare()) {
+        warmUp()
+        say("spare", ownPid(), "waiting", "at", epochMicros())
+    }
     val options = ForkOptions.builder()
         .numProcesses(args[1].toInt())
+        .spareWorkers(if (args.size > 2) args[2].toInt() else 0)
+        .startupArchive(args.size < 4 || args[3] != "no-archive")
         .maxRestarts(MAX_RESTARTS)
         .listener(Announcer)
         .build()
@@ -64,40 +75,81 @@ fun main(args: Array<String>) {
 private const val MAX_RESTARTS = 100_000
 private const val BACKLOG = 512
 private const val REQUEST_HEAD_LIMIT = 1024
+
+/** A spare's warm-up: enough requests for the JIT to compile the request path (C2 after about 10,000 calls). */
+private const val WARM_UP_REQUESTS = 20_000
 private val HEAD_END = "\r\n\r\n".toByteArray()
 
-/** The supervisor's side of the lines: each worker start and exit, with a timestamp. */
+/** The supervisor's side of the lines: each listener event, with a timestamp. */
 private object Announcer : WorkerListener {
     override fun onEvent(event: WorkerEvent) {
-        say("event", if (event is WorkerEvent.Started) "started" else "exited", event.id, event.pid, "at", epochMicros())
+        val kind = when (event) {
+            is WorkerEvent.Started -> "started"
+            is WorkerEvent.Ready -> "ready"
+            is WorkerEvent.Exited -> "exited"
+            is WorkerEvent.SpareStarted -> "spare-started"
+            is WorkerEvent.SpareReady -> "spare-ready"
+            is WorkerEvent.SpareExited -> "spare-exited"
+        }
+        say("event", kind, event.id, event.pid, "at", epochMicros())
     }
 }
 
 /**
- * One connection at a time: accept, read the request, answer, close. No read timeout: the
- * benchmark's clients send their request as soon as they connect, or close.
+ * One connection at a time: accept, read the request, answer, close, until [listener] is
+ * closed. No read timeout: the benchmark's clients send their request as soon as they
+ * connect, or close.
  */
 private fun serve(listener: ServerSocketChannel, whoAmI: String) {
     val head = ByteBuffer.allocate(REQUEST_HEAD_LIMIT)
-    while (true) {
+    while (listener.isOpen) {
         try {
-            listener.accept().use { connection ->
-                head.clear()
-                val path = readRequestPath(connection, head) ?: return@use // a client that gave up
-                val iterations = path.substringAfter("/work?n=", "0").toInt()
-                val start = System.nanoTime()
-                val hash = if (iterations == 0) 0 else hashWork(iterations)
-                val micros = (System.nanoTime() - start) / 1000
-                val body = StringBuilder().append(whoAmI).append(' ').append(micros).append(' ').append(hash).toString()
-                val response = StringBuilder("HTTP/1.0 200 OK\r\nContent-Length: ").append(body.length)
-                    .append("\r\n\r\n").append(body).toString()
-                val out = ByteBuffer.wrap(response.toByteArray(Charsets.ISO_8859_1))
-                while (out.hasRemaining()) connection.write(out)
-            }
+            listener.accept().use { connection -> answer(connection, head, whoAmI) }
         } catch (e: IOException) {
-            // The client reset or went away; the next one is waiting.
+            // The client reset or went away; the next one is waiting. Or the listener closed.
         }
     }
+}
+
+private fun answer(connection: SocketChannel, head: ByteBuffer, whoAmI: String) {
+    head.clear()
+    val path = readRequestPath(connection, head) ?: return // a client that gave up
+    val iterations = path.substringAfter("/work?n=", "0").toInt()
+    val start = System.nanoTime()
+    val hash = if (iterations == 0) 0 else hashWork(iterations)
+    val micros = (System.nanoTime() - start) / 1000
+    val body = StringBuilder().append(whoAmI).append(' ').append(micros).append(' ').append(hash).toString()
+    val response = StringBuilder("HTTP/1.0 200 OK\r\nContent-Length: ").append(body.length)
+        .append("\r\n\r\n").append(body).toString()
+    val out = ByteBuffer.wrap(response.toByteArray(Charsets.ISO_8859_1))
+    while (out.hasRemaining()) connection.write(out)
+}
+
+/**
+ * What a spare does while it waits for an id: serves [WARM_UP_REQUESTS] requests, each on a
+ * fresh connection as the benchmark sends them, on a private socket of its own (never the
+ * shared one), so that a spare that takes over answers as fast as a warm worker; then a GC gives
+ * the heap the warm-up grew back to the system.
+ */
+private fun warmUp() {
+    val private = ServerSocketChannel.open().bind(InetSocketAddress("127.0.0.1", 0))
+    val target = private.localAddress
+    val server = Thread { serve(private, "0 0") }
+    server.start()
+    val request = "GET / HTTP/1.0\r\n\r\n".toByteArray(Charsets.ISO_8859_1)
+    val response = ByteBuffer.allocate(REQUEST_HEAD_LIMIT)
+    for (i in 0 until WARM_UP_REQUESTS) {
+        SocketChannel.open(target).use { client ->
+            val out = ByteBuffer.wrap(request)
+            while (out.hasRemaining()) client.write(out)
+            response.clear()
+            while (client.read(response) >= 0) response.clear()
+        }
+    }
+    private.close()
+    server.join()
+    // The warm-up's garbage would stay in the heap, and a JVM's kill -9 takes the kernel longer the more memory it holds.
+    System.gc()
 }
 
 /** The path of `GET <path> HTTP/1.0`, read up to the blank line into [head]; null at end of stream. */

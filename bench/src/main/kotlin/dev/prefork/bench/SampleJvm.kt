@@ -14,9 +14,8 @@ import kotlin.concurrent.thread
  * [close] stops it and kills anything it left.
  */
 internal class SampleJvm(val sample: Sample, args: List<String>, jvmArgs: List<String>) : AutoCloseable {
-    /** A sample by name: `spring-boot`, `ktor`, `jetty`. */
-    class Sample(val name: String) {
-        val jar: Path = Path.of(System.getProperty("bench.samples", "samples"), name, "target", "prefork-$name-sample.jar")
+    /** A sample by name: `spring-boot`, `ktor`, `jetty`; or any jar. */
+    class Sample(val name: String, val jar: Path = Path.of(System.getProperty("bench.samples", "samples"), name, "target", "prefork-$name-sample.jar")) {
         val exists: Boolean get() = Files.isRegularFile(jar)
         override fun toString(): String = name
     }
@@ -24,7 +23,7 @@ internal class SampleJvm(val sample: Sample, args: List<String>, jvmArgs: List<S
     private val process: Process = ProcessBuilder(
         buildList {
             add(Path.of(System.getProperty("java.home"), "bin", "java").toString())
-            add("--enable-native-access=ALL-UNNAMED")
+            // As the README starts them: the jars' manifests say Enable-Native-Access themselves.
             if (Runtime.version().feature() >= 23) add("--sun-misc-unsafe-memory-access=allow")
             addAll(jvmArgs)
             add("-jar")
@@ -35,6 +34,9 @@ internal class SampleJvm(val sample: Sample, args: List<String>, jvmArgs: List<S
 
     private val output = StringBuffer()
 
+    /** Every line so far with the time it was read (System.nanoTime), for timings between the sample's own lines. */
+    private val timed = java.util.concurrent.CopyOnWriteArrayList<Pair<Long, String>>()
+
     @Volatile var port: Int? = null
         private set
 
@@ -43,6 +45,7 @@ internal class SampleJvm(val sample: Sample, args: List<String>, jvmArgs: List<S
             try {
                 process.inputStream.bufferedReader().forEachLine { line ->
                     if (output.length < MAX_OUTPUT) output.append(line).append('\n')
+                    if (timed.size < MAX_TIMED_LINES) timed += System.nanoTime() to line
                     if (port == null) PORT.find(line)?.let { port = it.groupValues[1].toInt() }
                 }
             } catch (e: IOException) {
@@ -64,6 +67,14 @@ internal class SampleJvm(val sample: Sample, args: List<String>, jvmArgs: List<S
     }
 
     fun pid(): Long = process.pid()
+
+    /** The first line from the [index]-th on that matches [regex], waiting for it: its match and when it was read. */
+    fun awaitLine(regex: Regex, index: Int = 0): Triple<MatchResult, Long, Int> = await("a line matching $regex") {
+        (index until timed.size).firstNotNullOfOrNull { i -> regex.find(timed[i].second)?.let { Triple(it, timed[i].first, i) } }
+    }
+
+    /** How many lines the sample printed so far. */
+    fun lines(): Int = timed.size
 
     private fun <T> await(what: String, probe: () -> T?): T {
         val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(AWAIT_SECONDS)
@@ -89,6 +100,7 @@ internal class SampleJvm(val sample: Sample, args: List<String>, jvmArgs: List<S
         private const val AWAIT_SECONDS = 120L
         private const val STOP_SECONDS = 30L
         private const val MAX_OUTPUT = 200_000
+        private const val MAX_TIMED_LINES = 100_000
 
         fun freePort(): Int = java.net.ServerSocket(0).use { it.localPort }
     }
