@@ -2,6 +2,7 @@ package dev.prefork.samples;
 
 import dev.prefork.ForkOptions;
 import dev.prefork.Prefork;
+import dev.prefork.Worker;
 import dev.prefork.WorkerEvent;
 
 import java.io.BufferedReader;
@@ -26,7 +27,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * {@code bind_sockets} + {@code fork_processes} pattern:
  *
  * <pre>
- * java -jar prefork-samples.jar [port] [--workers N]     # port 8888, cpuCount() workers by default
+ * java -jar prefork-samples.jar [port] [--workers N] [--spares K]     # port 8888, cpuCount() workers by default
  * </pre>
  *
  * The socket is bound once, before the fork, so every worker accepts from the same kernel
@@ -35,12 +36,19 @@ import java.util.concurrent.atomic.AtomicInteger;
  * supervisor restarts it. SIGHUP to the supervisor replaces the workers one at a time; SIGTERM
  * or Ctrl-C stops them all. Either way each worker drains: it stops accepting and finishes the
  * requests it already took, so a rolling restart loses no request.
+ *
+ * <p>With {@code --spares K} the supervisor keeps K spare workers waiting; one takes over the
+ * moment a worker dies. A spare puts its wait to use ({@link #warmUp}): it serves a few thousand
+ * requests on a private socket of its own, so that its first answers after it took over are as
+ * fast as a warm worker's.
  */
 public final class HttpServerSample {
     private static final int DEFAULT_PORT = 8888;
     private static final int HANDLER_THREADS = 4;
     private static final int MAX_RESTARTS = 20;
     private static final int MAX_CPU_ROUNDS = 20_000_000;
+    /** Enough for the JIT to compile the request path (C2 after about 10,000 calls). */
+    private static final int WARM_UP_REQUESTS = 15_000;
 
     private final int id;
     private final long pid = ProcessHandle.current().pid();
@@ -56,40 +64,83 @@ public final class HttpServerSample {
         System.setProperty("org.slf4j.simpleLogger.showThreadName", "false");
         int port = DEFAULT_PORT;
         int workers = Prefork.cpuCount();
+        int spares = 0;
         try {
             for (int i = 0; i < args.length; i++) {
                 if (args[i].equals("--workers") && i + 1 < args.length) {
                     workers = Integer.parseInt(args[++i]);
+                } else if (args[i].equals("--spares") && i + 1 < args.length) {
+                    spares = Integer.parseInt(args[++i]);
                 } else {
                     port = Integer.parseInt(args[i]);
                 }
             }
         } catch (NumberFormatException e) {
-            System.err.println("usage: HttpServerSample [port] [--workers N]");
+            System.err.println("usage: HttpServerSample [port] [--workers N] [--spares K]");
             System.exit(2);
         }
         // Bound here in the supervisor; in a worker, this same call returns the supervisor's socket.
         List<ServerSocketChannel> socks = Prefork.bindSockets(port, "127.0.0.1");
-        if (Prefork.taskId().isEmpty()) {
-            printHowToTry(port, workers);
+        if (!Prefork.isWorker()) {
+            printHowToTry(((java.net.InetSocketAddress) socks.get(0).getLocalAddress()).getPort(), workers);
+        }
+        if (Worker.isSpare()) {
+            warmUp(); // a spare, waiting for an id: never the shared socket, only a private one
         }
         AtomicInteger restarts = new AtomicInteger();
         ForkOptions options = ForkOptions.builder()
                 .numProcesses(workers)
                 .maxRestarts(MAX_RESTARTS)
+                .spareWorkers(spares)
                 // prefork logs every exit itself; the listener adds the starts and the restart budget.
                 .listener(event -> {
                     if (event instanceof WorkerEvent.Exited exited && exited.restarting()) {
                         restarts.incrementAndGet();
-                    } else if (event instanceof WorkerEvent.Started) {
+                    } else if (event instanceof WorkerEvent.Started started) {
                         System.out.println("[supervisor] worker " + event.id() + " started, pid " + event.pid()
+                                + (started.fromSpare() ? " (a spare took over)" : "")
                                 + (restarts.get() == 0 ? "" : " (restarts used: " + restarts + " of " + MAX_RESTARTS + ")"));
+                    } else if (event instanceof WorkerEvent.SpareReady) {
+                        System.out.println("[supervisor] " + event);
                     }
                 })
                 .build();
         // The supervisor stays in here until it stops; each worker gets its task id back at once.
         int id = Prefork.forkProcesses(options);
         new HttpServerSample(id, socks.get(0)).serve();
+    }
+
+    /**
+     * What a spare does while it waits: the whole request path, served on a socket of its own
+     * (port 0, loopback) until the JIT compiled it, then a GC so the warm-up's garbage is not
+     * carried into service. The shared socket is never touched before {@code forkProcesses}
+     * returns.
+     */
+    private static void warmUp() throws IOException, InterruptedException {
+        try (ServerSocketChannel own = ServerSocketChannel.open()) {
+            own.bind(new java.net.InetSocketAddress("127.0.0.1", 0));
+            HttpServerSample server = new HttpServerSample(-1, own);
+            Thread acceptor = new Thread(() -> {
+                try {
+                    while (true) {
+                        server.handle(own.accept());
+                    }
+                } catch (IOException closed) {
+                    // the warm-up is over
+                }
+            }, "warm-up");
+            acceptor.start();
+            byte[] request = "GET / HTTP/1.0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
+            for (int i = 0; i < WARM_UP_REQUESTS; i++) {
+                try (Socket client = new Socket("127.0.0.1", own.socket().getLocalPort())) {
+                    client.getOutputStream().write(request);
+                    client.getInputStream().readAllBytes();
+                }
+            }
+            own.close();
+            acceptor.join();
+        }
+        System.gc();
     }
 
     private static void printHowToTry(int port, int workers) {
