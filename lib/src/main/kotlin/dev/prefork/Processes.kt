@@ -6,6 +6,8 @@ import dev.prefork.supervisor.Sockets
 import dev.prefork.supervisor.Supervisor
 import dev.prefork.supervisor.WorkerCommand
 import dev.prefork.supervisor.WorkerRuntime
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.runInterruptible
 import java.io.IOException
 import java.nio.channels.ServerSocketChannel
 
@@ -77,6 +79,8 @@ public suspend fun forkProcesses(numProcesses: Int = 0, maxRestarts: Int = 100):
 @JvmSynthetic
 @Throws(IOException::class, TooManyRestartsException::class)
 public suspend fun forkProcesses(options: ForkOptions): Int {
+    // A spare waits for its id on a thread of its own, not on the caller's dispatcher.
+    if (WorkerRuntime.isSpare) return runInterruptible(Dispatchers.IO) { claimFork()!! }
     claimFork()?.let { return it }
     val count = if (options.numProcesses <= 0) cpuCount() else options.numProcesses
     val command = options.workerCommand ?: WorkerCommand.ofThisJvm()

@@ -30,7 +30,8 @@ public object Worker {
      * Tells the supervisor this worker is serving. With [ForkOptions.Builder.explicitReady] a
      * rolling restart stops the old worker only after its replacement called this; otherwise
      * the worker was ready when `forkProcesses` returned in it, and this does nothing. Only the
-     * first call counts; safe from any thread.
+     * first call counts; safe from any thread. In a spare that has no id yet it counts from the
+     * moment the spare takes over one (a server started during a warm-up says it early).
      */
     @JvmStatic
     public fun ready() {

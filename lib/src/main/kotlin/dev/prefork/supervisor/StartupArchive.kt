@@ -11,6 +11,7 @@ import java.nio.file.StandardCopyOption
 import java.nio.file.attribute.PosixFilePermission
 import java.nio.file.attribute.PosixFilePermissions
 import java.security.MessageDigest
+import java.util.zip.ZipFile
 
 private val logger = KotlinLogging.logger {}
 
@@ -25,9 +26,16 @@ private val logger = KotlinLogging.logger {}
  * warm-up, if the application has one), then is told to exit; the JVM writes the archive as
  * it exits, to a temporary file that is then moved into place. Workers started once it is in
  * place get `-XX:SharedArchiveFile`; so do later runs of the same application, which find it
- * in [file]. Its name holds a digest of the JDK, the class path (each jar's path, size and
- * modification time) and the JVM options: a new build or another JDK gets an archive of its
- * own, and the older ones of the same application are deleted.
+ * in [file].
+ *
+ * Its name is `<application>-<instance>-<content>.jsa`. The instance digest covers what makes
+ * two runs the same application configured the same way (the main jar or class, the working
+ * directory, the JVM options, `JDK_JAVA_OPTIONS` and `JAVA_TOOL_OPTIONS`); the content digest
+ * covers what the archive's classes come from: the JDK, and every jar of the class path by the
+ * name, size and CRC of each of its entries. A jar rebuilt with the same size and modification
+ * time (reproducible builds fix both) is still told apart, which matters because the JVM
+ * itself checks only those two: it would map the old classes. A new build or JDK gets an
+ * archive of its own, and the older ones of the same instance are deleted.
  *
  * A JVM that cannot map the archive runs without it, as always with CDS; its CDS warnings are
  * turned off on the worker's command line (`-Xlog:cds*=off`) because there is nothing a user
@@ -36,23 +44,24 @@ private val logger = KotlinLogging.logger {}
 internal class StartupArchive private constructor(
     /** Where the archive is, or goes once trained. */
     val file: Path,
-    /** A failed training for this key leaves this behind, so that later runs do not try again. */
-    private val failedMarker: Path,
+    private val command: List<String>,
+    private val directory: Path?,
 ) {
+    /** A training for this archive that exited cleanly but wrote nothing leaves this behind: later runs do not try again. */
+    private val failedMarker: Path = file.resolveSibling(file.fileName.toString().removeSuffix(".jsa") + ".failed")
+
     /** The training's output, moved to [file] when it is complete. */
     private val trainingFile: Path = file.resolveSibling("${file.fileName}.${ProcessHandle.current().pid()}.tmp")
 
-    @Volatile private var installed = Files.isRegularFile(file)
+    /** Whether workers start from the archive now: it is there (looked at for every worker, as it may have been deleted). */
+    val ready: Boolean get() = Files.isRegularFile(file)
 
-    /** Whether workers start from the archive now. */
-    val ready: Boolean get() = installed
-
-    /** Whether a training run is worth making: no archive yet, and no earlier training for the same key failed. */
-    val needsTraining: Boolean get() = !installed && !Files.exists(failedMarker)
+    /** Whether a training run is worth making: no archive yet, and no earlier clean training for it wrote nothing. */
+    val needsTraining: Boolean get() = !ready && !Files.exists(failedMarker)
 
     /** [command] (a java launcher's) with the flags that map the archive, once it exists. */
     fun workerCommand(command: List<String>): List<String> =
-        if (installed) withJvmOptions(command, "-XX:SharedArchiveFile=$file", QUIET) else command
+        if (ready) withJvmOptions(command, "-XX:SharedArchiveFile=$file", QUIET) else command
 
     /** [command] with the flags that write the archive when the JVM exits. */
     fun trainerCommand(command: List<String>): List<String> {
@@ -60,24 +69,32 @@ internal class StartupArchive private constructor(
         return withJvmOptions(command, "-XX:ArchiveClassesAtExit=$trainingFile", QUIET)
     }
 
+    /** The same archive if the jars are unchanged, or the one for what is on disk now (not trained yet). */
+    fun refreshed(): StartupArchive? {
+        val now = of(command, directory, quiet = true) ?: return null
+        return if (now.file == file) this else now
+    }
+
     /**
-     * The training run exited with [exitCode]: moves its archive into place, or remembers that
-     * this application cannot have one (one log line either way). Returns whether it is in place.
+     * The training run exited with [exitCode] after it reached `forkProcesses`: moves its
+     * archive into place, or, when it exited cleanly but wrote none, remembers that this build
+     * cannot have one (one log line either way). A training that did not end cleanly (killed,
+     * or failing in the application's code) is tried again by the next run.
      */
     fun trained(exitCode: Int?, tookMillis: Long): Boolean {
         try {
             if (exitCode == 0 && Files.isRegularFile(trainingFile) && Files.size(trainingFile) > 0) {
                 Files.move(trainingFile, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING)
-                installed = true
                 logger.info { "start-up archive $file made in $tookMillis ms (${Files.size(file) / 1024} KiB): workers started from now on map it" }
                 pruneOthers()
                 return true
             }
             Files.deleteIfExists(trainingFile)
-            Files.write(failedMarker, "training exited with $exitCode and wrote no archive\n".toByteArray())
-            logger.warn {
-                "start-up archive: the training JVM exited with ${exitCode ?: "a signal"} and wrote no archive; " +
-                    "workers start without one (delete $failedMarker to try again)"
+            if (exitCode == 0) {
+                Files.write(failedMarker, "a training run exited with status 0 and wrote no archive\n".toByteArray())
+                logger.warn { "start-up archive: the training JVM wrote no archive; workers start without one (delete $failedMarker to try again)" }
+            } else {
+                logger.warn { "start-up archive: the training JVM ended with ${exitCode?.let { "status $it" } ?: "a signal"}; workers start without an archive" }
             }
         } catch (e: IOException) {
             logger.warn { "start-up archive: cannot put the trained archive in place ($e); workers start without one" }
@@ -85,21 +102,40 @@ internal class StartupArchive private constructor(
         return false
     }
 
-    /** Archives of earlier builds of this application: never mapped again. */
+    /** A training run that was stopped wrote an archive as it exited, of less than `forkProcesses`: never used. */
+    fun abandonTraining() {
+        try {
+            Files.deleteIfExists(trainingFile)
+        } catch (e: IOException) {
+            logger.debug { "cannot delete $trainingFile: $e" }
+        }
+    }
+
+    /** Archives of earlier builds of this instance, and trainings of supervisors that died: never mapped again. */
     private fun pruneOthers() {
         val name = file.fileName.toString()
-        val prefix = name.substring(0, name.lastIndexOf('-') + 1)
-        Files.newDirectoryStream(file.parent, "$prefix*").use { siblings ->
-            for (sibling in siblings) {
-                val other = sibling.fileName.toString()
-                if (other != name && (other.endsWith(".jsa") || other.endsWith(".failed"))) Files.deleteIfExists(sibling)
+        val instance = name.substring(0, name.lastIndexOf('-') + 1)
+        val mine = Regex(Regex.escape(instance) + "[0-9a-f]{16}\\.(jsa|failed)")
+        val training = Regex(".*\\.jsa\\.(\\d+)\\.tmp")
+        try {
+            Files.newDirectoryStream(file.parent).use { entries ->
+                for (entry in entries) {
+                    val other = entry.fileName.toString()
+                    val dead = training.matchEntire(other)?.let { ProcessHandle.of(it.groupValues[1].toLong()).isEmpty } == true
+                    if ((other != name && mine.matches(other)) || dead) Files.deleteIfExists(entry)
+                }
             }
+        } catch (e: IOException) {
+            logger.debug { "cannot prune ${file.parent}: $e" }
         }
     }
 
     companion object {
         /** Turns off the JVM's CDS warnings on a worker's command line: a bad archive is not the worker's failure. */
         private const val QUIET = "-Xlog:cds*=off"
+
+        /** Where the java launcher finds JVM options besides the command line. */
+        private val OPTION_VARIABLES = listOf("JDK_JAVA_OPTIONS", "JAVA_TOOL_OPTIONS")
 
         /**
          * Flags by which a command line already says how its JVM shares class data: prefork then
@@ -112,34 +148,45 @@ internal class StartupArchive private constructor(
             "-XX:-UseSharedSpaces", "-XX:+RecordDynamicDumpInfo",
         )
 
+        /** Options that read more options from a file, which prefork does not parse. */
+        private val OPTION_FILES = listOf("@", "-XX:Flags=", "-XX:VMOptionsFile=")
+
         /**
          * The archive for workers started with [command] (this JVM's own command line, re-executed),
-         * kept in [directory] (the default when null); null, with one log line saying why, when
-         * there can be none.
+         * kept in [directory] (the default when null); null, with one log line saying why (unless
+         * [quiet]), when there can be none.
          */
-        fun of(command: List<String>, directory: Path?): StartupArchive? {
+        fun of(command: List<String>, directory: Path?, quiet: Boolean = false): StartupArchive? {
             val why = unsupported(command)
             if (why != null) {
-                logger.info { "start-up archive: off, $why" }
+                if (!quiet) logger.info { "start-up archive: off, $why" }
                 return null
             }
             val dir = try {
                 usableDirectory(directory ?: defaultDirectory())
             } catch (e: IOException) {
-                logger.warn { "start-up archive: off, ${e.message}" }
+                if (!quiet) logger.warn { "start-up archive: off, ${e.message}" }
                 return null
             }
-            val classPath = classPath()
-            val key = digest(command, classPath)
-            val base = applicationName(command).replace(Regex("[^A-Za-z0-9._]"), "_")
-            return StartupArchive(dir.resolve("$base-$key.jsa"), dir.resolve("$base-$key.failed"))
+            val content = try {
+                contentDigest(classPath())
+            } catch (e: IOException) {
+                if (!quiet) logger.warn { "start-up archive: off, cannot read the class path's jars ($e)" }
+                return null
+            }
+            val name = applicationName(command).replace(Regex("[^A-Za-z0-9._]"), "_")
+            return StartupArchive(dir.resolve("$name-${instanceDigest(command)}-$content.jsa"), command, directory)
         }
 
         /** Why workers of [command] cannot have an archive, or null when they can. */
         private fun unsupported(command: List<String>): String? {
-            val options = WorkerCommand.jvmOptions(command)
+            if (!WorkerCommand.isJavaLauncher(command[0])) return "the workers' launcher is not java (${command[0]})"
+            val options = WorkerCommand.jvmOptions(command) + OPTION_VARIABLES.flatMap { System.getenv(it)?.split(' ').orEmpty() }
             options.firstOrNull { option -> OWN_SHARING.any { option.startsWith(it) } }?.let {
                 return "the command line sets class-data sharing itself ($it)"
+            }
+            options.firstOrNull { option -> OPTION_FILES.any { option.startsWith(it) } }?.let {
+                return "JVM options come from a file ($it) that prefork does not read"
             }
             val notJars = classPath().filter { !Files.isRegularFile(Path.of(it)) }
             if (notJars.isNotEmpty()) {
@@ -149,9 +196,12 @@ internal class StartupArchive private constructor(
         }
 
         /** `<java.io.tmpdir>/prefork-<uid>`: private to this user, like every directory an archive is read from. */
-        private fun defaultDirectory(): Path {
-            val uid = Files.getAttribute(Path.of("/proc/self"), "unix:uid")
-            return Path.of(System.getProperty("java.io.tmpdir"), "prefork-$uid")
+        private fun defaultDirectory(): Path = Path.of(System.getProperty("java.io.tmpdir"), "prefork-${effectiveUid()}")
+
+        /** The effective uid, from `/proc/self/status` (the owner of `/proc/self` is root in a process that is not dumpable). */
+        private fun effectiveUid(): Int {
+            val line = Files.readAllLines(Path.of("/proc/self/status")).first { it.startsWith("Uid:") }
+            return line.substringAfter(':').trim().split(Regex("\\s+"))[1].toInt()
         }
 
         /**
@@ -173,7 +223,7 @@ internal class StartupArchive private constructor(
                 throw IOException("cannot read the archive directory $dir")
             }
             val owner = Files.getAttribute(dir, "unix:uid", LinkOption.NOFOLLOW_LINKS)
-            val self = Files.getAttribute(Path.of("/proc/self"), "unix:uid")
+            val self = effectiveUid()
             if (owner != self || PosixFilePermission.GROUP_WRITE in permissions || PosixFilePermission.OTHERS_WRITE in permissions) {
                 throw IOException("the archive directory $dir is not this user's alone (owner uid $owner, ${PosixFilePermissions.toString(permissions)})")
             }
@@ -210,18 +260,37 @@ internal class StartupArchive private constructor(
             return entries.toList()
         }
 
-        /** What makes an archive of one JVM usable by another: the JDK, the class path's jars as they are now, the JVM options. */
-        private fun digest(command: List<String>, classPath: List<String>): String {
-            val sha = MessageDigest.getInstance("SHA-256")
-            fun add(text: String) = sha.update((text + "\u0000").toByteArray())
+        /** What the archive's classes come from: the JDK, and each jar's entries (name, size, CRC, from its central directory). */
+        private fun contentDigest(classPath: List<String>): String = digest {
             add(System.getProperty("java.home"))
             add(System.getProperty("java.vm.version"))
             for (entry in classPath) {
-                val file = File(entry).absoluteFile
-                add("${file.path} ${file.length()} ${file.lastModified()}")
+                add(File(entry).absolutePath)
+                ZipFile(entry).use { zip ->
+                    for (zipEntry in zip.entries()) add("${zipEntry.name} ${zipEntry.size} ${zipEntry.crc}")
+                }
             }
-            WorkerCommand.jvmOptions(command).forEach(::add)
-            return sha.digest().take(8).joinToString("") { "%02x".format(it) }
+        }
+
+        /** What makes two runs one application configured one way: its main jar or class, its directory, its JVM options. */
+        private fun instanceDigest(command: List<String>): String = digest {
+            val options = WorkerCommand.jvmOptions(command)
+            add(command.getOrNull(1 + options.size + (if (command.getOrNull(1 + options.size) == "-jar") 1 else 0))?.let { File(it).absolutePath } ?: "")
+            add(System.getProperty("user.dir"))
+            options.forEach(::add)
+            OPTION_VARIABLES.forEach { add("$it=${System.getenv(it).orEmpty()}") }
+        }.take(8)
+
+        /** The first 16 hex digits of the SHA-256 of what [fill] adds, one string at a time. */
+        private fun digest(fill: Digest.() -> Unit): String {
+            val digest = Digest()
+            digest.fill()
+            return digest.sha.digest().take(8).joinToString("") { "%02x".format(it) }
+        }
+
+        private class Digest {
+            val sha: MessageDigest = MessageDigest.getInstance("SHA-256")
+            fun add(text: String) = sha.update((text + "\u0000").toByteArray())
         }
 
         /** The jar's name for `-jar app.jar`, the main class's otherwise. */

@@ -64,9 +64,28 @@ internal class Supervisor(
     /** Spares that died before they were assigned, in a row: their replacements wait longer each time. */
     private var spareFailures = 0
 
-    /** The class-data archive workers start from, or null. */
-    private val archive: StartupArchive? =
-        if (options.startupArchive && options.workerCommand == null) StartupArchive.of(command, options.startupArchiveDirectory) else null
+    /**
+     * A spare or a training run binds its own SO_REUSEPORT sockets when it runs `bindSockets`,
+     * before `forkProcesses`, and the kernel would hand it connections it never accepts.
+     */
+    private val reusePort = socketGroups.any { it.second }
+
+    private val spareCount = if (reusePort && options.spareWorkers > 0) {
+        logger.warn { "spareWorkers(${options.spareWorkers}) is off: a spare would hold SO_REUSEPORT sockets it does not accept on" }
+        0
+    } else {
+        options.spareWorkers
+    }
+
+    /** The class-data archive workers start from, or null; made anew on SIGHUP, when the jars may have changed. */
+    private var archive: StartupArchive? = when {
+        !options.startupArchive || options.workerCommand != null -> null
+        reusePort -> {
+            logger.info { "start-up archive: off, its training run would hold SO_REUSEPORT sockets it does not accept on" }
+            null
+        }
+        else -> StartupArchive.of(command, options.startupArchiveDirectory)
+    }
 
     /** The JVM whose exit writes [archive], while it runs. */
     private var trainer: Child? = null
@@ -134,7 +153,9 @@ internal class Supervisor(
         class Exited(val worker: Child, val status: ExitStatus) : Event
         class StartDue(val id: Int) : Event
         data object SpareDue : Event
-        data object TrainingDue : Event
+        /** The first workers are ready: spares and the training run may start. */
+        data object FirstReady : Event
+        class TrainingTimedOut(val trainer: Child) : Event
         class Signaled(val name: String) : Event
     }
 
@@ -146,19 +167,16 @@ internal class Supervisor(
             logger.info { "Starting $count processes" }
             var state = policy.initial(count)
             try {
-                if (archive?.ready == true) logger.info { "start-up archive ${archive.file}: workers map it" }
-                if (archive != null && !archive.ready && !archive.needsTraining) {
-                    logger.info { "start-up archive: none, an earlier training for ${archive.file} failed" }
+                archive?.let {
+                    if (it.ready) logger.info { "start-up archive ${it.file}: workers map it" }
+                    if (!it.ready && !it.needsTraining) logger.info { "start-up archive: none, an earlier training for ${it.file} wrote none" }
                 }
                 for (id in 0 until count) start(id)
-                repeat(options.spareWorkers) { startSpare() }
-                if (archive?.needsTraining == true) {
-                    // Once the first workers are up: the training must not slow the service's own start.
-                    val first = current.values.toList()
-                    scope.launch {
-                        first.forEach { it.ready.await() }
-                        events.send(Event.TrainingDue)
-                    }
+                // Spares and the training run once the first workers are up: they must not slow the service's own start.
+                val first = current.values.toList()
+                scope.launch {
+                    first.forEach { it.ready.await() }
+                    events.send(Event.FirstReady)
                 }
                 // With SO_REUSEPORT every worker has its own socket; the supervisor's would only steal connections.
                 reusePortChannels.forEach { it.close() }
@@ -166,8 +184,15 @@ internal class Supervisor(
                     when (event) {
                         is Event.Exited -> state = exited(event, state) ?: continue
                         is Event.StartDue -> if (!stopping) replace(event.id)
-                        Event.SpareDue -> if (!stopping) startSpare()
-                        Event.TrainingDue -> if (!stopping) train()
+                        Event.SpareDue -> if (!stopping && spares.size < spareCount) startSpare()
+                        Event.FirstReady -> if (!stopping) {
+                            repeat(spareCount - spares.size) { startSpare() }
+                            if (archive?.needsTraining == true) train()
+                        }
+                        is Event.TrainingTimedOut -> if (trainer === event.trainer) {
+                            logger.warn { "start-up archive: the training JVM (pid ${event.trainer.pid}) did not reach forkProcesses within ${options.readyTimeout}; stopping it" }
+                            event.trainer.process.terminate()
+                        }
                         is Event.Signaled -> when (event.name) {
                             "HUP" -> if (rolling?.isActive != true) rolling = launch { rollingRestart() }
                             else -> {
@@ -179,7 +204,8 @@ internal class Supervisor(
                     }
                     if (state.done) {
                         stopping = true
-                        stop(spares.toList())
+                        stop(idleJvms())
+                        archive?.abandonTraining()
                         coroutineContext.cancelChildren()
                         exitProcess(0)
                     }
@@ -223,7 +249,9 @@ internal class Supervisor(
         val status = event.status
         if (worker === trainer) {
             trainer = null
-            archive?.trained(status.exitCode, (System.nanoTime() - worker.startedNanos) / 1_000_000)
+            worker.assignFd?.let(Fds::closeQuietly)
+            worker.assignFd = null
+            if (!stopping) archive?.trained(status.exitCode, (System.nanoTime() - worker.startedNanos) / 1_000_000)
             return null
         }
         if (worker.id == SPARE) {
@@ -286,14 +314,16 @@ internal class Supervisor(
      */
     private fun handOver(id: Int): Child? {
         while (true) {
-            val spare = spares.removeFirstOrNull() ?: return null
+            // One that waits already first: it answers at once.
+            val spare = (spares.firstOrNull { it.waiting } ?: spares.firstOrNull())?.also { spares.remove(it) } ?: return null
             val fd = checkNotNull(spare.assignFd)
             spare.assignFd = null
             try {
                 Fds.writeSmall(fd, "$id\n".toByteArray(), "the assignment pipe of spare pid ${spare.pid}")
             } catch (e: IOException) {
                 logger.warn { "spare (pid ${spare.pid}) cannot take over child $id (${e.message}); trying the next" }
-                continue // it is dying: its exit event follows
+                scheduleSpare() // it is dying (its exit event follows, as a spare no longer waiting): another takes its place
+                continue
             } finally {
                 Fds.closeQuietly(fd)
             }
@@ -352,6 +382,7 @@ internal class Supervisor(
         trainer = run
         logger.info { "start-up archive: training JVM (pid ${run.pid}) started, for ${archive?.file}" }
         watch(run)
+        later(options.readyTimeout.toMillis(), Event.TrainingTimedOut(run))
     }
 
     private fun launchSpare(training: Boolean): Child {
@@ -382,6 +413,7 @@ internal class Supervisor(
 
     /** A spare died before it was assigned: another one takes its place, unless the supervisor is stopping. */
     private fun spareExited(spare: Child, status: ExitStatus) {
+        leaving -= spare
         val waiting = spares.remove(spare)
         spare.assignFd?.let(Fds::closeQuietly)
         spare.assignFd = null
@@ -424,6 +456,7 @@ internal class Supervisor(
             (WorkerEnvironment.INHERITED_CHANNEL to "1").takeIf { inheritedFd != null },
         )
         // A process group of its own: a terminal's Ctrl-C reaches only the supervisor, which then stops the workers in order.
+        val archive = archive
         val line = when {
             archive == null -> command
             training -> archive.trainerCommand(command)
@@ -479,9 +512,12 @@ internal class Supervisor(
     private suspend fun rollingRestart() {
         logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" + if (spares.isEmpty()) "" else " and ${spares.size} spares" }
         // Spares first: each worker below is then replaced by a spare that runs the new code, or a new JVM.
+        // The jars may be new: workers started from now on must not map an archive of the old ones.
+        archive = archive?.refreshed()
         if (spares.isNotEmpty()) {
             val old = spares.toList()
             spares.clear()
+            leaving += old // stopAll reaches them should a SIGTERM come meanwhile
             repeat(old.size) { startSpare() }
             stop(old)
         }
@@ -518,6 +554,7 @@ internal class Supervisor(
             stop(listOf(old))
         }
         logger.info { "rolling restart done" }
+        if (archive?.needsTraining == true && trainer == null) train()
     }
 
     private suspend fun stopAll() {
@@ -525,9 +562,20 @@ internal class Supervisor(
         rolling?.cancel()
         // New connections are refused from now on, rather than queued for workers that are leaving.
         sharedChannels.forEach { it.close() }
+        stop(current.values + leaving + idleJvms())
+        archive?.abandonTraining() // a training JVM stopped now wrote its archive as it exited: incomplete
+    }
+
+    /** The spares and the training run, taken off the books (their assignment pipes closed) to be stopped. */
+    private fun idleJvms(): List<Child> {
         val idle = spares.toList() + listOfNotNull(trainer)
         spares.clear()
-        stop(current.values + leaving + idle)
+        trainer = null
+        idle.forEach { child ->
+            child.assignFd?.let(Fds::closeQuietly)
+            child.assignFd = null
+        }
+        return idle
     }
 
     /** SIGTERM, [ForkOptions.gracefulTimeout] to exit, then SIGKILL; returns once all are reaped. */

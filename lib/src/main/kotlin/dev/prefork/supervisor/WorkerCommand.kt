@@ -18,6 +18,7 @@ import java.util.jar.JarFile
 internal object WorkerCommand {
     const val ADD_OPENS = "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED"
     private const val PACKAGE = "java.base/sun.nio.ch"
+    private const val OPENS = "--add-opens"
 
     fun ofThisJvm(): List<String> {
         val raw = try {
@@ -47,7 +48,7 @@ internal object WorkerCommand {
         val options = jvmOptions(command)
         for (i in options.indices) {
             val option = options[i]
-            if (option.startsWith("--add-opens=$PACKAGE") || (option == "--add-opens" && options.getOrNull(i + 1)?.startsWith(PACKAGE) == true)) return true
+            if (option == "$OPENS=$PACKAGE=ALL-UNNAMED" || (option == OPENS && options.getOrNull(i + 1) == "$PACKAGE=ALL-UNNAMED")) return true
         }
         val rest = command.drop(1 + options.size)
         if (rest.firstOrNull() != "-jar") return false
@@ -80,5 +81,5 @@ internal object WorkerCommand {
         return options
     }
 
-    private fun isJavaLauncher(path: String): Boolean = File(path).name.let { it == "java" || it == "java.exe" }
+    fun isJavaLauncher(path: String): Boolean = File(path).name.let { it == "java" || it == "java.exe" }
 }

@@ -83,13 +83,17 @@ internal object WorkerRuntime {
                 taskId = awaitAssignment(fd)
             }
         }
-        if (!explicitReady) ready()
+        if (!explicitReady || readyWhileSpare) ready()
         return taskId
     }
 
     /** Tells the supervisor this worker is serving (rolling restarts wait for it); once, and never from an unassigned spare. */
     fun ready() {
-        if (taskId == null) return
+        if (taskId == null) {
+            // A spare's server said it is ready while warming up: it counts once the spare has an id.
+            if (isSpare) readyWhileSpare = true
+            return
+        }
         synchronized(readySent) {
             if (readySent[0]) return
             readySent[0] = true
@@ -113,9 +117,14 @@ internal object WorkerRuntime {
         }
     }
 
+    /** Set when [ready] was called in a spare before it had an id. */
+    @Volatile
+    private var readyWhileSpare = false
+
     /** A line on the ready pipe, which only the supervisor reads. */
     private fun report(line: ByteArray) {
-        val out = readyPipe ?: return
+        // Opened in start(), or here for a worker that says it is ready before forkProcesses.
+        val out = readyPipe ?: synchronized(this) { readyPipe ?: openReadyPipe().also { readyPipe = it } } ?: return
         try {
             synchronized(out) { out.write(line) }
         } catch (e: IOException) {

@@ -35,10 +35,20 @@ internal class ConnectionLimit(private val max: Int) : ChannelInboundHandlerAdap
         val server = ctx.channel()
         if (msg is Channel) {
             open++
-            msg.closeFuture().addListener(ChannelFutureListener { server.eventLoop().execute { closed(server) } })
+            msg.closeFuture().addListener(ChannelFutureListener { closedLater(server) })
             if (open >= max) server.config().isAutoRead = false
         }
         ctx.fireChannelRead(msg)
+    }
+
+    private fun closedLater(server: Channel) {
+        val loop = server.eventLoop()
+        if (loop.isShuttingDown) return // the server is going away: nothing to accept any more
+        try {
+            loop.execute { closed(server) }
+        } catch (e: java.util.concurrent.RejectedExecutionException) {
+            // shut down meanwhile
+        }
     }
 
     private fun closed(server: Channel) {
