@@ -19,14 +19,25 @@ private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
 
 /** `ForkOptions.spareWorkers`: JVMs that wait in their `forkProcesses` to take over a worker's id. */
 class SpareWorkersTest : FunSpec({
-    /** A supervisor with [n] workers and [spares] spares, up and answering. */
+    /** A supervisor with [n] workers and [spares] spares, up and answering; killed, with all it started, if it is not. */
     class Server(n: Int, spares: Int) : AutoCloseable {
         val jvm = FixtureJvm(FIXTURE, listOf("spares", n.toString(), spares.toString()))
-        val port = jvm.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
         private var seenWorkers = 0
         private var seenSpares = 0
-        val workers: MutableMap<Int, Long> = (0 until n).associate { awaitWorker() }.toMutableMap()
-        val spares: MutableList<Long> = (0 until spares).map { awaitSpare() }.toMutableList()
+        val port: Int
+        val workers: MutableMap<Int, Long>
+        val spares: MutableList<Long>
+
+        init {
+            try {
+                port = jvm.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
+                workers = (0 until n).associate { awaitWorker() }.toMutableMap()
+                this.spares = (0 until spares).map { awaitSpare() }.toMutableList()
+            } catch (e: Throwable) {
+                jvm.close()
+                throw e
+            }
+        }
 
         /** The next worker line of stdout, in order (lines of other kinds in between are not lost). */
         fun awaitWorker(): Pair<Int, Long> = awaitNth(Regex("worker (\\d+) pid (\\d+) taskId=(\\d+) spare=false"), seenWorkers++)
@@ -90,6 +101,7 @@ class SpareWorkersTest : FunSpec({
             next shouldNotBe spare
             server.log() shouldContain "event spare (pid $spare) killed by signal 9, restarting"
             server.ask() shouldBe (0 to server.workers.getValue(0))
+            server.log() shouldNotContain Regex("child \\d+ \\(pid \\d+\\) .*restarting") // no worker restart was counted
         }
     }
 
@@ -105,9 +117,22 @@ class SpareWorkersTest : FunSpec({
                 load.served.get() shouldNotBe 0
             }
             old.forEach { pid -> eventually(10.seconds) { ProcFs.alive(pid) shouldBe false } }
-            val now = server.jvm.process.children().map { it.pid() }.toList().toSet()
-            now.size shouldBe 3 // two workers and a spare, all started after the SIGHUP
-            (now intersect old) shouldBe emptySet()
+            eventually(20.seconds) { // the last spare's replacement starts a second after it took over
+                val now = server.jvm.process.children().map { it.pid() }.toList().toSet()
+                now.size shouldBe 3 // two workers and a spare, all started after the SIGHUP
+                (now intersect old) shouldBe emptySet()
+            }
+        }
+    }
+
+    test("with a SO_REUSEPORT socket group there are no spares (they would hold sockets they never accept on), and no request is lost") {
+        FixtureJvm(FIXTURE, listOf("spares-reuseport")).use { f ->
+            val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
+            f.awaitLine(Regex("worker 0 pid (\\d+)"))
+            eventually(30.seconds) { f.stderr() shouldContain "spareWorkers(1) is off" }
+            Thread.sleep(2_000) // when a spare or a training run would be up
+            repeat(200) { get(port, "/id", timeoutMillis = 2_000) }
+            f.stdout() shouldNotContain "spare pid"
         }
     }
 
@@ -122,7 +147,7 @@ class SpareWorkersTest : FunSpec({
         Server(1, 2).use { server ->
             val everyone = server.workers.values + server.spares
             server.jvm.process.destroyForcibly()
-            eventually(3.seconds) { everyone.forEach { ProcFs.alive(it) shouldBe false } }
+            eventually(10.seconds) { everyone.forEach { ProcFs.alive(it) shouldBe false } }
         }
     }
 })

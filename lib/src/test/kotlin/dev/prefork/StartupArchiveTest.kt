@@ -1,6 +1,8 @@
 package dev.prefork
 
+import dev.prefork.supervisor.StartupArchive
 import dev.prefork.testing.FixtureJvm
+import dev.prefork.testing.ProcFs
 import dev.prefork.testing.get
 import dev.prefork.testing.kill
 import io.kotest.assertions.nondeterministic.eventually
@@ -55,7 +57,6 @@ class StartupArchiveTest : FunSpec({
             archive = Path.of(Regex("start-up archive (\\S+) made in").find(f.stderr())!!.groupValues[1])
             archive.parent shouldBe directory
             Files.isRegularFile(archive) shouldBe true
-            mapped(first, archive) shouldBe false // it started before the archive was there
             kill(first, 9)
             val second = f.workerPid()
             mapped(second, archive) shouldBe true
@@ -90,6 +91,34 @@ class StartupArchiveTest : FunSpec({
             f.stderr() shouldNotContain "cds"
             f.stderr() shouldNotContain "shared archive"
         }
+    }
+
+    test("a supervisor that is done, or stopped, while its training runs leaves no training JVM and no half-made archive") {
+        val directory = work.resolve("job")
+        FixtureJvm(FIXTURE, listOf("archived-job", directory.toString()), classPath = jarsOnly).use { f ->
+            f.exitCode(60) shouldBe 0
+            Thread.sleep(1_000)
+            f.process.descendants().filter { it.isAlive }.count() shouldBe 0L
+        }
+        Files.list(directory).use { files -> files.filter { it.toString().endsWith(".tmp") }.count() } shouldBe 0L
+        val stopped = work.resolve("stopped")
+        server(stopped).use { f ->
+            f.workerPid()
+            eventually(30.seconds) { f.stderr() shouldContain "training JVM" }
+            val trainer = Regex("training JVM \\(pid (\\d+)\\)").find(f.stderr())!!.groupValues[1].toLong()
+            f.signal(15)
+            f.exitCode(30) shouldBe 0
+            ProcFs.alive(trainer) shouldBe false
+        }
+        Files.list(stopped).use { files -> files.filter { it.toString().endsWith(".tmp") }.count() } shouldBe 0L
+    }
+
+    test("no archive for a launcher that is not java, or options read from a file; an archive name tells builds of one application apart") {
+        val dir = work.resolve("unit")
+        StartupArchive.of(listOf("/opt/app/bin/server", "--port=1"), dir) shouldBe null
+        val java = Path.of(System.getProperty("java.home"), "bin", "java").toString()
+        StartupArchive.of(listOf(java, "@options.txt", "-cp", "a.jar", "Main"), dir) shouldBe null
+        StartupArchive.of(listOf(java, "-Xshare:off", "-cp", "a.jar", "Main"), dir) shouldBe null
     }
 
     test("an unusable archive directory, or a class path with directories, still starts workers, with one line saying why") {

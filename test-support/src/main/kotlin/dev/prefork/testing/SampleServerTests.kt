@@ -21,11 +21,21 @@ import kotlin.time.Duration.Companion.seconds
 abstract class SampleServerTests(name: String, private val startSeconds: Long = 60) : FunSpec() {
     private val jar: Path = Path.of(checkNotNull(System.getProperty("prefork.sample.jar")) { "system property prefork.sample.jar is not set" })
 
-    /** A supervisor with two workers, both answering; [close] kills whatever is left. */
+    /** A supervisor with two workers, both answering; [close] kills whatever is left, as does a failed start. */
     private inner class Server : AutoCloseable {
         val jvm = FixtureJvm(null, listOf("--port=0", "--workers=2"), jar = jar)
-        val port = jvm.awaitLine(Regex("http://127\\.0\\.0\\.1:(\\d+)"), startSeconds).groupValues[1].toInt()
-        var pids: Set<Long> = awaitPids(2, emptySet())
+        val port: Int
+        var pids: Set<Long>
+
+        init {
+            try {
+                port = jvm.awaitLine(Regex("http://127\\.0\\.0\\.1:(\\d+)"), startSeconds).groupValues[1].toInt()
+                pids = awaitPids(2, emptySet())
+            } catch (e: Throwable) {
+                jvm.close()
+                throw e
+            }
+        }
 
         /** Until [n] workers answered that are not in [old]: each GET is a fresh connection, so the kernel spreads them. */
         fun awaitPids(n: Int, old: Set<Long>): Set<Long> {
