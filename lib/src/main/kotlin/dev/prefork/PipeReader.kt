@@ -1,5 +1,7 @@
 package dev.prefork
 
+import dev.prefork.io.PipeSource
+import dev.prefork.posix.Fds
 import kotlinx.coroutines.channels.ReceiveChannel
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.flow
@@ -15,12 +17,16 @@ import java.io.InputStream
  * Use either [channel] directly or the read functions; the read functions keep the bytes
  * they received past what they returned for the next call, which [channel] never sees again.
  * One reader at a time: this class is not safe for concurrent readers.
- * Each suspending function has a blocking twin of the same name for Java.
+ * Each suspending function has a blocking twin of the same name for Java; [inputStream] is
+ * the fastest way to read from Java, and once taken, the only one.
  */
 public class PipeReader internal constructor(
-    @get:JvmName("channel") public val channel: ReceiveChannel<ByteArray>,
+    private val source: PipeSource,
     private val name: String,
 ) {
+    @get:JvmName("channel")
+    public val channel: ReceiveChannel<ByteArray> = source.output
+
     private var buffer = ByteArray(0)
     private var start = 0
     private var end = 0
@@ -94,8 +100,26 @@ public class PipeReader internal constructor(
     @Throws(java.io.IOException::class, InterruptedException::class)
     public fun readUntilCloseBlocking(): ByteArray = runBlocking { readUntilClose() }
 
-    /** A blocking [InputStream] over the same bytes; closing it stops the pipe. */
-    public fun inputStream(): InputStream = PipeInputStream(this)
+    private var stream: PipeInputStream? = null
+
+    /**
+     * A blocking [InputStream] over the same bytes (the same one each time); closing it closes
+     * the pipe. It reads the pipe itself, into the caller's array: the kernel's copy is the only
+     * one, as with the JDK's own process streams. From then on the channel and the read
+     * functions see the end of the stream: read through this stream only.
+     */
+    public fun inputStream(): InputStream = synchronized(this) {
+        stream ?: PipeInputStream(this).also {
+            stream = it
+            source.handOver()
+        }
+    }
+
+    /** Closes the pipe, whichever way it is read. */
+    internal fun close() {
+        channel.cancel()
+        synchronized(this) { stream }?.close()
+    }
 
     /** Appends the next chunk; false at end of stream. */
     private suspend fun fill(): Boolean {
@@ -146,24 +170,94 @@ public class PipeReader internal constructor(
         return out
     }
 
+    /**
+     * First what the reader holds and the chunks the pump had read, then the pipe itself: a
+     * non-blocking read straight into the caller's array, and a `poll` while it is empty.
+     */
     private class PipeInputStream(private val reader: PipeReader) : InputStream() {
+        /** Whether the pump is done and the fd is read here. */
+        private var direct = false
+        private var ended = false
+        private val lock = Object()
+        private var reading = false
+        @Volatile private var closed = false
+
         override fun read(): Int {
-            val one = runBlocking { reader.readSome(1) } ?: return -1
-            return one[0].toInt() and 0xff
+            val one = ByteArray(1)
+            return if (read(one, 0, 1) < 0) -1 else one[0].toInt() and 0xff
         }
 
         override fun read(b: ByteArray, off: Int, len: Int): Int {
             java.util.Objects.checkFromIndexSize(off, len, b.size)
             if (len == 0) return 0
-            val chunk = runBlocking { reader.readSome(len) } ?: return -1
-            System.arraycopy(chunk, 0, b, off, chunk.size)
-            return chunk.size
+            synchronized(lock) {
+                if (closed) throw java.io.IOException("Stream closed")
+                reading = true
+            }
+            try {
+                return if (direct) readPipe(b, off, len) else readBuffered(b, off, len)
+            } finally {
+                synchronized(lock) {
+                    reading = false
+                    if (closed) closeFd()
+                }
+            }
         }
 
-        override fun available(): Int = reader.end - reader.start
+        private fun readBuffered(b: ByteArray, off: Int, len: Int): Int {
+            // The pump stops soon after the hand-over: what it read before arrives here, then the end of the channel.
+            val chunk = runBlocking { reader.readSome(len) }
+            if (chunk != null) {
+                System.arraycopy(chunk, 0, b, off, chunk.size)
+                return chunk.size
+            }
+            if (!reader.source.handedOver) {
+                ended = true
+                return -1
+            }
+            direct = true
+            return readPipe(b, off, len)
+        }
+
+        private fun readPipe(b: ByteArray, off: Int, len: Int): Int {
+            if (ended) return -1
+            val fd = reader.source.readFd
+            while (true) {
+                val count = Fds.read(fd, b, off, len) { reader.name }
+                if (count > 0) return count
+                if (count < 0) {
+                    ended = true
+                    reader.source.release() // the end: the fd goes now, not only at close()
+                    return -1
+                }
+                // Empty: wait, a little at a time, so that a close() from another thread is seen.
+                while (!Fds.pollReadable(fd, POLL_MILLIS)) {
+                    if (closed) throw java.io.IOException("Stream closed")
+                }
+            }
+        }
+
+        override fun available(): Int = when {
+            !direct -> reader.end - reader.start
+            ended || closed -> 0
+            else -> Fds.available(reader.source.readFd)
+        }
 
         override fun close() {
             reader.channel.cancel()
+            synchronized(lock) {
+                closed = true
+                if (!reading) closeFd()
+            }
+        }
+
+        /** Under [lock], once nobody reads. */
+        private fun closeFd() {
+            reader.source.release()
+        }
+
+        private companion object {
+            const val POLL_MILLIS = 100
         }
     }
 

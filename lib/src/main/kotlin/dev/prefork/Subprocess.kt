@@ -108,7 +108,34 @@ public class Subprocess private constructor(
     @JvmName("waitForExit")
     @JvmOverloads
     @Throws(CalledProcessError::class, InterruptedException::class)
-    public fun waitForExitBlocking(raiseError: Boolean = true): Int = runBlocking { waitForExit(raiseError) }
+    public fun waitForExitBlocking(raiseError: Boolean = true): Int {
+        val ended = awaitExitBlocking()
+        if (raiseError && ended.returnCode != 0) throw CalledProcessError(ended.returnCode, command)
+        return ended.returnCode
+    }
+
+    /**
+     * The exit status, on this thread: a latch on the exit, no coroutine event loop (the first
+     * spawn of a command-line tool would pay for one in start-up time).
+     */
+    private fun awaitExitBlocking(): ExitStatus {
+        val latch = java.util.concurrent.CountDownLatch(1)
+        var failure: Throwable? = null
+        // Runs at once if the child was reaped already; else on the reactor thread, as it reaps.
+        val handle = exit.invokeOnCompletion { cause ->
+            failure = cause
+            latch.countDown()
+        }
+        try {
+            latch.await()
+        } catch (interrupted: InterruptedException) {
+            handle.dispose()
+            Background.launch { terminateAndReap() }
+            throw interrupted
+        }
+        failure?.let { throw it }
+        return checkNotNull(status)
+    }
 
     /**
      * Registers [callback] to run exactly once with the return code when the child exits, on a
@@ -156,14 +183,14 @@ public class Subprocess private constructor(
      */
     override fun close() {
         try {
-            runBlocking { terminateAndReap() }
+            if (!exit.isCompleted) runBlocking { terminateAndReap() }
         } catch (interrupted: InterruptedException) {
             Thread.currentThread().interrupt()
             runCatching { kill() }
         }
         stdin?.close()
-        stdout?.channel?.cancel()
-        stderr?.channel?.cancel()
+        stdout?.close()
+        stderr?.close()
     }
 
     internal suspend fun terminateAndReap() {
@@ -196,10 +223,21 @@ public class Subprocess private constructor(
     public companion object {
         /** A builder for [command]: the program (looked up on PATH) and its arguments. */
         @JvmStatic
-        public fun builder(vararg command: String): SubprocessBuilder = SubprocessBuilder(command.toList())
+        public fun builder(vararg command: String): SubprocessBuilder = SubprocessBuilder(copyOf(command.size) { command[it] })
 
         @JvmStatic
-        public fun builder(command: List<String>): SubprocessBuilder = SubprocessBuilder(command.toList())
+        public fun builder(command: List<String>): SubprocessBuilder = SubprocessBuilder(copyOf(command.size) { command[it] })
+
+        /*
+         * The first spawn of a JVM is a command-line tool's start-up: the spawn path uses `java.util`
+         * and `String` members only, not Kotlin's collection and string extensions, whose facade
+         * classes (a dozen each, the array one a megabyte) would load and be verified first.
+         */
+        private inline fun copyOf(size: Int, element: (Int) -> String): List<String> {
+            val copy = ArrayList<String>(size)
+            for (i in 0 until size) copy.add(element(i))
+            return copy
+        }
 
         internal val reactor: Reactor get() = Reactor.shared
 

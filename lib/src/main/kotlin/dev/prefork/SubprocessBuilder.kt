@@ -51,7 +51,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     init {
         require(command.isNotEmpty()) { "command is empty" }
         require(command[0].isNotEmpty()) { "program name is empty: $command" }
-        command.forEach { require('\u0000' !in it) { "NUL character in command: $command" } }
+        for (argument in command) require(!hasNul(argument)) { "NUL character in command: $command" }
     }
 
     public fun stdin(redirect: Redirect): SubprocessBuilder = apply {
@@ -121,29 +121,31 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 throw IOException("Cannot run program \"${command[0]}\": directory \"$it\" does not exist or is not a directory")
             }
         }
-        val name = "${command[0]} ${if (command.size > 1) command.drop(1) else ""}".trim()
+        val name = if (command.size > 1) "${command[0]} ${command.subList(1, command.size)}" else command[0]
         val plumbing = Plumbing(name)
         try {
-            val fdMap = intArrayOf(
-                stdinFd ?: plumbing.childEnd(0, stdin),
-                plumbing.childEnd(1, stdout),
-                plumbing.childEnd(2, stderr),
-            ) + extraFds.mapIndexed { i, extra ->
-                when (extra) {
+            val fdMap = IntArray(3 + extraFds.size)
+            fdMap[0] = stdinFd ?: plumbing.childEnd(0, stdin)
+            fdMap[1] = plumbing.childEnd(1, stdout)
+            fdMap[2] = plumbing.childEnd(2, stderr)
+            for (i in 0 until extraFds.size) {
+                fdMap[3 + i] = when (val extra = extraFds[i]) {
                     is ExtraFd.Pass -> extra.parentFd
                     ExtraFd.ReadPipe -> plumbing.childEnd(3 + i, Redirect.STREAM)
                 }
             }
-            val environment = env?.map { (k, v) -> "$k=$v" } ?: inheritedEnvironment
+            val environment = env?.let(::environmentBlock) ?: Inherited.environment
             val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap, newProcessGroup)
             val process = Subprocess.create(
                 command, pid,
                 stdin = plumbing.sink?.let { PipeWriter(it.input, "stdin of $name (pid $pid)") },
-                stdout = plumbing.sources[1]?.let { PipeReader(it.output, "stdout of $name (pid $pid)") },
-                stderr = plumbing.sources[2]?.let { PipeReader(it.output, "stderr of $name (pid $pid)") },
+                stdout = plumbing.sources[1]?.let { PipeReader(it, "stdout of $name (pid $pid)") },
+                stderr = plumbing.sources[2]?.let { PipeReader(it, "stderr of $name (pid $pid)") },
                 terminateTimeout = terminateTimeout,
                 processGroup = newProcessGroup,
-                extraReaders = plumbing.extraSources.mapIndexed { i, it -> PipeReader(it.output, "fd ${3 + i} of $name (pid $pid)") },
+                extraReaders = ArrayList<PipeReader>().apply {
+                    for (i in 0 until plumbing.extraSources.size) add(PipeReader(plumbing.extraSources[i], "fd ${3 + i} of $name (pid $pid)"))
+                },
             )
             // The watch first: if it fails, the pumps have not started and each fd still has one owner (abandon).
             watch(process, pid)
@@ -167,14 +169,31 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     }
 
     private companion object {
-        /**
-         * This process's environment (fixed for the JVM's life) without prefork's own worker
-         * variables: a worker's children are not workers, and must not mistake themselves for one.
-         * One list, so the spawn layer can reuse its native copy.
-         */
-        val inheritedEnvironment: List<String> by lazy {
-            System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) }.map { (k, v) -> "$k=$v" }
+        val STREAM_NAMES = arrayOf("stdin", "stdout", "stderr")
+
+        fun environmentBlock(variables: Map<String, String>): List<String> {
+            val block = ArrayList<String>(variables.size)
+            for (entry in variables.entries) block.add(entry.key + "=" + entry.value)
+            return block
         }
+
+        fun hasNul(text: String): Boolean {
+            for (i in 0 until text.length) if (text[i] == '\u0000') return true
+            return false
+        }
+    }
+
+    /**
+     * This process's environment (fixed for the JVM's life) without prefork's own worker
+     * variables: a worker's children are not workers, and must not mistake themselves for one.
+     * One list, so the spawn layer can reuse its native copy; made at the first spawn.
+     */
+    private object Inherited {
+        val environment: List<String> = environmentBlock(
+            HashMap(System.getenv()).apply {
+                keys.removeIf { it.length >= WORKER_VARIABLE_PREFIX.length && it.substring(0, WORKER_VARIABLE_PREFIX.length) == WORKER_VARIABLE_PREFIX }
+            },
+        )
     }
 
     /** The fds of one spawn: what the parent keeps, what it closes after the spawn, and cleanup on failure. */
@@ -197,7 +216,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 } else {
                     closeAfterSpawn += write
                     try {
-                        val source = PipeSource(read, Subprocess.reactor)
+                        val source = PipeSource(read, Subprocess.reactor, if (fd < 3) STREAM_NAMES[fd] + " of $name" else "fd $fd of $name")
                         if (fd < 3) sources[fd] = source else extraSources += source
                     } catch (e: IOException) {
                         Fds.closeQuietly(read)

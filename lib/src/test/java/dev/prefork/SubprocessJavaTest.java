@@ -105,4 +105,66 @@ class SubprocessJavaTest {
     waiter.join(10_000);
     assertEquals(-15, p.onExit().get(10, TimeUnit.SECONDS));
   }
+  @Test
+  void inputStreamReadsAfterTheReadFunctionsAndAcrossPauses() throws Exception {
+    // Some bytes before the hand-over (read with readUntil, and left in the pump's chunks), then the pipe itself, empty for a while.
+    try (Subprocess p = Subprocess.builder("sh", "-c", "printf 'one\\ntwo\\n'; sleep 0.3; printf three; sleep 0.3; printf four")
+        .stdout(Redirect.STREAM).start()) {
+      assertArrayEquals(bytes("one\n"), p.stdout().readUntil(bytes("\n")));
+      Thread.sleep(100); // "two" is in the channel by now
+      InputStream in = p.stdout().inputStream();
+      assertTrue(in == p.stdout().inputStream(), "one stream per pipe");
+      assertEquals("two\nthreefour", new String(in.readAllBytes(), StandardCharsets.UTF_8));
+      assertEquals(-1, in.read());
+      assertEquals(0, p.waitForExit());
+    }
+  }
+
+  @Test
+  void inputStreamCarriesEightMebibytesExactly() throws Exception {
+    byte[] expected = new byte[8 << 20];
+    new java.util.Random(7).nextBytes(expected);
+    java.nio.file.Path file = java.nio.file.Files.createTempFile("prefork-stream", ".bin");
+    try {
+      java.nio.file.Files.write(file, expected);
+      try (Subprocess p = Subprocess.builder("cat", file.toString()).stdout(Redirect.STREAM).start();
+           InputStream in = p.stdout().inputStream()) {
+        java.io.ByteArrayOutputStream got = new java.io.ByteArrayOutputStream();
+        byte[] buffer = new byte[65536];
+        for (int n; (n = in.read(buffer, 7, 65536 - 7)) >= 0; ) got.write(buffer, 7, n); // an offset into the caller's array
+        assertArrayEquals(expected, got.toByteArray());
+        assertEquals(0, p.waitForExit());
+      }
+    } finally {
+      java.nio.file.Files.delete(file);
+    }
+  }
+
+  @Test
+  void closingTheStreamFromAnotherThreadEndsABlockedReadAndLeaksNoFd() throws Exception {
+    Subprocess.builder("true").start().waitForExit(); // the reactor's own fds exist from the first spawn on
+    List<Integer> before = dev.prefork.testing.ProcFs.INSTANCE.openFds(ProcessHandle.current().pid());
+    try (Subprocess p = Subprocess.builder("sleep", "30").stdout(Redirect.STREAM).start()) {
+      InputStream in = p.stdout().inputStream();
+      CompletableFuture<Throwable> reader = CompletableFuture.supplyAsync(() -> {
+        try {
+          in.read();
+          return null;
+        } catch (IOException e) {
+          return e;
+        }
+      });
+      Thread.sleep(300);
+      in.close();
+      Throwable e = reader.get(5, TimeUnit.SECONDS);
+      assertTrue(e instanceof IOException && e.getMessage().equals("Stream closed"), String.valueOf(e));
+      assertThrows(IOException.class, in::read);
+    }
+    // The pipe's fd is closed (the child's exit and the reactor's own fds settle within the wait).
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
+    while (dev.prefork.testing.ProcFs.INSTANCE.openFds(ProcessHandle.current().pid()).size() > before.size() && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertEquals(before.size(), dev.prefork.testing.ProcFs.INSTANCE.openFds(ProcessHandle.current().pid()).size());
+  }
 }

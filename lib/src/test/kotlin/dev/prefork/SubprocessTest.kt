@@ -1,5 +1,6 @@
 package dev.prefork
 
+import dev.prefork.posix.cString
 import dev.prefork.testing.ProcFs
 import dev.prefork.testing.kill
 import io.kotest.assertions.nondeterministic.eventually
@@ -35,7 +36,7 @@ class SubprocessTest : FunSpec({
     context("the child holds only the fds it was given") {
         test("with three pipes: exactly 0, 1 and 2, even when the JVM holds non-CLOEXEC fds") {
             // An fd opened without O_CLOEXEC, as much JVM and JNI code does, must still not leak.
-            val leaky = dev.prefork.posix.Native.libc.open("/dev/null", 0, 0)
+            val leaky = dev.prefork.posix.Native.posix.let { it.open(it.cString("/dev/null"), 0, 0) }
             val server = java.net.ServerSocket(0)
             try {
                 val child = Subprocess.builder("sleep", "30")

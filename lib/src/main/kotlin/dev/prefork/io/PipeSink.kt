@@ -1,13 +1,9 @@
 package dev.prefork.io
 
-import dev.prefork.posix.ErrnoException
 import dev.prefork.posix.Fds
 import dev.prefork.posix.Linux
-import dev.prefork.posix.Native
-import dev.prefork.posix.errnoException
 import dev.prefork.reaper.Background
 import dev.prefork.reaper.Reactor
-import jnr.ffi.Memory
 import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.SendChannel
@@ -44,25 +40,13 @@ internal class PipeSink(private val fd: Int, private val reactor: Reactor, priva
 
     private suspend fun pump() {
         val readiness = reactor.readiness(fd)
-        // Allocated at the first chunk: a stdin that is only ever closed costs no native memory.
-        val buffer by lazy { Memory.allocateDirect(Native.runtime, SEGMENT.toLong()) }
         try {
             for (chunk in channel) {
                 var offset = 0
                 while (offset < chunk.size) {
-                    val length = minOf(SEGMENT, chunk.size - offset)
-                    buffer.put(0, chunk, offset, length)
-                    val written = Native.libc.write(fd, buffer, length.toLong())
-                    if (written >= 0) {
-                        offset += written.toInt()
-                        continue
-                    }
-                    when (val errno = Native.errno()) {
-                        Linux.EAGAIN -> readiness.await(Linux.EPOLLOUT)
-                        Linux.EINTR -> {}
-                        Linux.EPIPE -> throw ErrnoException("$name: the process closed its end of the pipe (EPIPE)", errno)
-                        else -> throw errnoException("write to $name", errno)
-                    }
+                    // Straight from the caller's array: the kernel's copy is the only one.
+                    val written = Fds.write(fd, chunk, offset, minOf(SEGMENT, chunk.size - offset)) { name }
+                    if (written == 0) readiness.await(Linux.EPOLLOUT) else offset += written
                 }
             }
         } catch (e: IOException) {

@@ -6,111 +6,167 @@ import dev.prefork.reaper.Background
 import dev.prefork.reaper.Reactor
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.ReceiveChannel
 import kotlinx.coroutines.launch
-import java.io.FileInputStream
-import java.io.IOException
-import java.nio.ByteBuffer
+import kotlinx.coroutines.withContext
 
 /**
  * Pumps the parent's read end of a pipe into a [Channel] of byte chunks, without a thread of
  * its own: it waits for readiness on the [Reactor], then reads on [Background]'s dispatcher.
  *
- * Reads go through a [FileInputStream]'s channel opened on `/proc/self/fd/N`: a second,
- * blocking open of the same pipe, which the JDK reads straight into a direct buffer, faster
- * than an FFI call can (SPEC section 6). The original [fd] only serves to ask epoll about
- * readiness, so a read never blocks: it runs only after the pipe reported data or hang-up,
- * and [FileInputStream.available] (FIONREAD) says whether to read on or wait again. While a
- * stream is in full flow the pump polls the pipe itself for up to a millisecond before
- * parking on the reactor: two thread hand-offs per chunk would cost more than the copy.
+ * Each chunk is read straight into the array the channel hands on, sized beforehand to what
+ * the pipe holds (FIONREAD): the kernel's copy is the only one. The fd is non-blocking, so a
+ * read never blocks. While a stream is in full flow the pump polls the pipe itself for up to a
+ * millisecond before parking on the reactor: two thread hand-offs per chunk would cost more
+ * than the copy.
  *
  * A stream that fills the pipe (64 KiB) proves to be bulk: the pipe is then grown to 1 MiB
- * (if the kernel's per-user pipe limits allow), and reads to 256 KiB. Pipes are not grown up
+ * (if the kernel's per-user pipe limits allow), and chunks to 256 KiB. Pipes are not grown up
  * front, because a thousand children's 1 MiB pipes would exhaust those limits for everyone.
  *
  * The channel holds a few chunks: a consumer that stops reading stops the pump, the pipe
  * fills and the child blocks, as with any pipe. Cancelling the channel closes the pipe.
  *
- * Construct it before the child is spawned (while this process still holds the write end,
- * or the blocking open would wait for a writer), then [start] it, or [abandon] it.
+ * [handOver] stops the pump for a reader that reads the fd itself (a Java `InputStream`,
+ * which then reads into the caller's own array): the pump closes the channel after its last
+ * chunk, and the fd is then that reader's ([handedOver]).
  */
-internal class PipeSource(private val fd: Int, private val reactor: Reactor) {
+internal class PipeSource(private val fd: Int, private val reactor: Reactor, private val name: String) {
     private val channel = Channel<ByteArray>(CHANNEL_CHUNKS)
-    private val input = try {
-        FileInputStream("/proc/self/fd/$fd")
-    } catch (e: IOException) {
-        throw IOException("cannot open /proc/self/fd/$fd for pipe reading: ${e.message}", e)
+    private var pump: Job? = null
+
+    @Volatile private var handingOver = false
+
+    /** Guards who closes [fd] after a hand-over: the pump, or the reader it went to. */
+    private val ownership = Any()
+    private var released = false
+
+    /** Whether the pump stopped for [handOver] with the stream still open: the fd is the direct reader's. */
+    @Volatile var handedOver: Boolean = false
+        private set
+
+    init {
+        // The parent's end only: the child's end is a file description of its own, and stays blocking.
+        Fds.setNonBlocking(fd)
     }
 
     val output: ReceiveChannel<ByteArray> get() = channel
 
+    /** The read end, for the reader that took it over ([handedOver]). */
+    val readFd: Int get() = fd
+
     /** Starts pumping; runs on the caller's thread until the first wait for data. */
     fun start() {
         val pump = Background.launch(start = CoroutineStart.UNDISPATCHED) { pump() }
+        this.pump = pump
         // A consumer that cancels the channel must not wait for the pipe's next data to free it.
         channel.invokeOnClose { pump.cancel() }
     }
 
+    /** Asks the pump to stop and leave the fd open; the channel closes after the chunks already read. */
+    fun handOver() {
+        handingOver = true
+        // Only a wait for readiness is cancellable: a chunk being sent is always delivered.
+        pump?.cancel()
+    }
+
+    /** The direct reader is done (closed): the fd is closed, now or as the pump stops. */
+    fun release() {
+        synchronized(ownership) {
+            if (released) return
+            released = true
+            if (handedOver) Fds.closeQuietly(fd)
+        }
+    }
+
     /** Releases everything when the child could not be started. */
     fun abandon() {
-        input.close()
         Fds.closeQuietly(fd)
         channel.close()
     }
 
     private suspend fun pump() {
         val readiness = reactor.readiness(fd)
-        val reads = input.channel
         var failure: Throwable? = null
+        var ended = false
         try {
             var chunk = DEFAULT_PIPE
-            while (true) {
+            while (!handingOver) {
                 readiness.await(Linux.EPOLLIN)
+                var flowing: Boolean
                 do {
-                    // This thread's buffer: nothing suspends between the read and the copy out of it.
-                    val buffer = readBuffers.get().clear().limit(chunk)
-                    val first = reads.read(buffer)
-                    if (first < 0) return
-                    val eof = first >= FLOWING && !fillWhileFlowing(reads, buffer)
-                    buffer.flip()
-                    channel.send(ByteArray(buffer.remaining()).also { buffer.get(it) })
-                    if (eof) return
-                    if (first == chunk && chunk < BULK_CHUNK && Fds.growPipe(fd, BULK_PIPE)) chunk = BULK_CHUNK
-                } while (input.available() > 0 || (first >= FLOWING && Fds.pollReadable(fd, FLOW_WAIT_MILLIS)))
+                    val waiting = Fds.available(fd)
+                    // A flowing stream gets whole chunks, topped up as data arrives: fewer hand-offs to the consumer.
+                    val bytes = ByteArray(if (waiting >= FLOWING) chunk else maxOf(waiting, SMALL))
+                    var count = Fds.read(fd, bytes, 0, bytes.size) { name }
+                    if (count < 0) {
+                        ended = true
+                        return
+                    }
+                    if (count == 0) break // nothing there after all (EAGAIN): wait again
+                    if (waiting >= FLOWING) count = fillWhileFlowing(bytes, count)
+                    // Only a chunk cut short (a pause in the flow, the end, or the end-of-stream probe) is copied.
+                    val delivered = if (count == bytes.size) bytes else bytes.copyOf(count)
+                    withContext(NonCancellable) { channel.send(delivered) }
+                    if (endSeen) {
+                        ended = true
+                        return
+                    }
+                    if (waiting >= DEFAULT_PIPE && chunk < BULK_CHUNK && Fds.growPipe(fd, BULK_PIPE)) chunk = BULK_CHUNK
+                    flowing = count >= FLOWING
+                } while (!handingOver && (Fds.available(fd) > 0 || (flowing && Fds.pollReadable(fd, FLOW_WAIT_MILLIS))))
             }
         } catch (t: Throwable) {
             failure = t
             throw t
         } finally {
             readiness.close()
-            input.close()
-            Fds.closeQuietly(fd)
+            synchronized(ownership) {
+                if (handingOver && !ended && !released && (failure == null || failure is CancellationException)) {
+                    handedOver = true
+                } else {
+                    Fds.closeQuietly(fd)
+                }
+            }
             channel.close(failure?.takeUnless { it is CancellationException })
         }
     }
 
+    /** Set when [fillWhileFlowing] read the end of the stream. */
+    private var endSeen = false
+
     /**
-     * Tops up [buffer] while data keeps arriving (within a millisecond each time, two at
-     * most overall), so a fast stream travels in a few large chunks rather than many small
-     * ones. Returns false at end of stream.
+     * Tops up [bytes] from [count] while data keeps arriving (within a millisecond each time,
+     * two at most overall); returns the new count.
      */
-    private fun fillWhileFlowing(reads: java.nio.channels.FileChannel, buffer: ByteBuffer): Boolean {
+    private fun fillWhileFlowing(bytes: ByteArray, count: Int): Int {
+        var filled = count
         val deadline = System.nanoTime() + FILL_NANOS
-        while (buffer.hasRemaining() && System.nanoTime() < deadline) {
-            if (input.available() == 0 && !Fds.pollReadable(fd, FLOW_WAIT_MILLIS)) return true
-            if (reads.read(buffer) < 0) return false
+        while (filled < bytes.size && System.nanoTime() < deadline) {
+            if (Fds.available(fd) == 0 && !Fds.pollReadable(fd, FLOW_WAIT_MILLIS)) break
+            val more = Fds.read(fd, bytes, filled, bytes.size - filled) { name }
+            if (more < 0) {
+                endSeen = true
+                break
+            }
+            filled += more
         }
-        return true
+        return filled
     }
 
     private companion object {
         const val CHANNEL_CHUNKS = 8
+        const val FILL_NANOS = 2_000_000L
 
         /** A read this large means the stream is flowing: wait for the next data here, briefly, before parking on the reactor. */
         const val FLOWING = 16 * 1024
         const val FLOW_WAIT_MILLIS = 1
-        const val FILL_NANOS = 2_000_000L
+
+        /** The array for a read when FIONREAD says nothing waits: end of stream, or data that arrived since. */
+        const val SMALL = 4096
         const val DEFAULT_PIPE = 64 * 1024
         const val BULK_PIPE = 1024 * 1024
 
@@ -119,8 +175,5 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor) {
          * allocated and freed on a slow path that halves throughput.
          */
         const val BULK_CHUNK = 256 * 1024
-
-        /** One direct read buffer per IO thread, instead of one per pipe: spawning stays cheap. */
-        val readBuffers: ThreadLocal<ByteBuffer> = ThreadLocal.withInitial { ByteBuffer.allocateDirect(BULK_CHUNK) }
     }
 }

@@ -1,8 +1,6 @@
 package dev.prefork.posix
 
-import dev.prefork.posix.Native.libc
-import jnr.ffi.Memory
-import jnr.ffi.Pointer
+import dev.prefork.posix.Native.posix
 
 /**
  * An epoll instance, plus an eventfd to wake its waiter early. Only one thread may [wait];
@@ -11,16 +9,15 @@ import jnr.ffi.Pointer
  * `struct epoll_event` is packed to 12 bytes on x86_64 and padded to 16 elsewhere.
  */
 internal class Epoll(private val capacity: Int = 128) {
-    private val fd: Int = checkErrno(libc.epoll_create1(Linux.EPOLL_CLOEXEC)) { "epoll_create1" }
-    private val wakeFd: Int = checkErrno(libc.eventfd(0, Linux.EFD_CLOEXEC or Linux.EFD_NONBLOCK)) { "eventfd" }
-    private val eventSize = if (System.getProperty("os.arch") in setOf("amd64", "x86_64")) 12L else 16L
+    private val fd: Int = checkErrno(posix.epoll_create1(Linux.EPOLL_CLOEXEC)) { "epoll_create1" }
+    private val wakeFd: Int = checkErrno(posix.eventfd(0, Linux.EFD_CLOEXEC or Linux.EFD_NONBLOCK)) { "eventfd" }
+    private val eventSize = System.getProperty("os.arch").let { if (it == "amd64" || it == "x86_64") 12L else 16L }
     private val dataOffset = if (eventSize == 12L) 4L else 8L
-    private val events: Pointer = Memory.allocateDirect(Native.runtime, eventSize * capacity, true)
-    private val scratch: Pointer = Memory.allocateDirect(Native.runtime, 8L, true)
-    private val wakeValue: Pointer = Memory.allocateDirect(Native.runtime, 8L, true).apply { putLong(0, 1L) }
 
-    /** One `struct epoll_event` per calling thread, so re-arming a pipe allocates nothing. */
-    private val scratchEvent = ThreadLocal.withInitial { Memory.allocateDirect(Native.runtime, 16L, true) }
+    // Native blocks of the one instance the reactor keeps for the JVM's life: never freed.
+    private val events: Long = posix.allocate(eventSize * capacity)
+    private val scratch: Long = posix.allocate(8L)
+    private val wakeValue: Long = posix.allocate(8L).also { posix.putLong(it, 1L) }
 
     init {
         ctl(Linux.EPOLL_CTL_ADD, wakeFd, Linux.EPOLLIN, WAKE_TOKEN)
@@ -32,19 +29,18 @@ internal class Epoll(private val capacity: Int = 128) {
     }
 
     fun remove(target: Int) {
-        libc.epoll_ctl(fd, Linux.EPOLL_CTL_DEL, target, null)
+        posix.epoll_ctl(fd, Linux.EPOLL_CTL_DEL, target, 0L)
     }
 
-    private fun ctl(op: Int, target: Int, interest: Int, token: Long) {
-        val event = scratchEvent.get()
-        event.putInt(0, interest)
-        event.putLong(dataOffset, token)
-        checkErrno(libc.epoll_ctl(fd, op, target, event)) { "epoll_ctl fd $target" }
+    private fun ctl(op: Int, target: Int, interest: Int, token: Long) = withNativeMemory(16L) { event ->
+        posix.putInt(event, interest)
+        posix.putLong(event + dataOffset, token)
+        checkErrno(posix.epoll_ctl(fd, op, target, event)) { "epoll_ctl fd $target" }
     }
 
     /** Makes the current or next [wait] return at once. */
     fun wake() {
-        libc.write(wakeFd, wakeValue, 8)
+        posix.write(wakeFd, wakeValue, 8)
     }
 
     /**
@@ -52,7 +48,7 @@ internal class Epoll(private val capacity: Int = 128) {
      * event bits of everything ready. Wake-ups are consumed here and not reported.
      */
     fun wait(timeoutMillis: Int, onEvent: (token: Long, events: Int) -> Unit) {
-        val count = libc.epoll_wait(fd, events, capacity, timeoutMillis)
+        val count = posix.epoll_wait(fd, events, capacity, timeoutMillis)
         if (count < 0) {
             val errno = Native.errno()
             if (errno == Linux.EINTR) return
@@ -60,8 +56,8 @@ internal class Epoll(private val capacity: Int = 128) {
         }
         for (i in 0 until count) {
             val base = i * eventSize
-            val token = events.getLong(base + dataOffset)
-            if (token == WAKE_TOKEN) libc.read(wakeFd, scratch, 8) else onEvent(token, events.getInt(base))
+            val token = posix.getLong(events + base + dataOffset)
+            if (token == WAKE_TOKEN) posix.read(wakeFd, scratch, 8) else onEvent(token, posix.getInt(events + base))
         }
     }
 

@@ -1,6 +1,6 @@
 package dev.prefork.posix
 
-import dev.prefork.posix.Native.libc
+import dev.prefork.posix.Native.posix
 
 /** `pidfd_open(2)`: Linux 5.3+. The fd becomes readable when the process exits. */
 internal object Pidfd {
@@ -10,7 +10,7 @@ internal object Pidfd {
      * falls back to polling `wait4`.
      */
     fun open(pid: Int): Int? {
-        val fd = libc.syscall(Linux.SYS_PIDFD_OPEN, pid.toLong(), 0L).toInt()
+        val fd = posix.syscall(Linux.SYS_PIDFD_OPEN, pid.toLong(), 0L).toInt()
         if (fd >= 0) return fd
         val errno = Native.errno()
         // ESRCH: already reaped by someone else (SIGCHLD ignored); polling wait4 then reports it.

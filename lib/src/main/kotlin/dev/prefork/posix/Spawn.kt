@@ -1,9 +1,6 @@
 package dev.prefork.posix
 
-import dev.prefork.posix.Native.libc
-import jnr.ffi.Memory
-import jnr.ffi.Pointer
-import jnr.ffi.byref.IntByReference
+import dev.prefork.posix.Native.posix
 import java.io.File
 
 /**
@@ -24,23 +21,21 @@ internal object Spawn {
     const val DEV_NULL = -2
     const val STDOUT = -3
 
+    // posix_spawn's structs and the child's pid, in one block per call.
     private const val FILE_ACTIONS_SIZE = 256L // glibc: 80 bytes
     private const val ATTR_SIZE = 512L // glibc: 336 bytes
     private const val SIGSET_SIZE = 128L
+    private const val ATTR = FILE_ACTIONS_SIZE
+    private const val SIGS = ATTR + ATTR_SIZE
+    private const val PID = SIGS + SIGSET_SIZE
+    private const val STRUCTS_SIZE = PID + 8
 
     @Volatile private var closeFromAvailable = true
 
-    /** The last environment block, reused while callers pass the very same list (the inherited environment). */
-    @Volatile private var lastEnvironment: Pair<List<String>, StringArray>? = null
+    /** The last environment, encoded, reused while callers pass the very same list (the inherited environment). */
+    @Volatile private var lastEnvironment: Pair<List<String>, StringBlock>? = null
 
-    /** posix_spawn's structs, initialised and destroyed around each call; one set per thread. */
-    private class Structs {
-        val actions: Pointer = Memory.allocateDirect(Native.runtime, FILE_ACTIONS_SIZE)
-        val attr: Pointer = Memory.allocateDirect(Native.runtime, ATTR_SIZE)
-        val sigs: Pointer = Memory.allocateDirect(Native.runtime, SIGSET_SIZE)
-    }
-
-    private val scratchStructs = ThreadLocal.withInitial { Structs() }
+    private val devNull = "/dev/null\u0000".toByteArray()
 
     /**
      * Starts [argv] and returns the child's pid; throws [ErrnoException] naming the program.
@@ -48,44 +43,57 @@ internal object Spawn {
      */
     fun spawn(argv: List<String>, env: List<String>, cwd: String?, fdMap: IntArray, newProcessGroup: Boolean = false): Int {
         require(argv.isNotEmpty()) { "argv is empty" }
-        val scratch = scratchStructs.get()
-        val actions = scratch.actions
-        val attr = scratch.attr
-        val sigs = scratch.sigs
-        val argvBlock = StringArray(argv)
+        val argvBlock = StringBlock(argv)
         val cached = lastEnvironment
-        val envBlock = if (cached != null && cached.first === env) cached.second else StringArray(env).also { lastEnvironment = env to it }
+        val envBlock = if (cached != null && cached.first === env) cached.second else StringBlock(env).also { lastEnvironment = env to it }
+        val file = argv[0].toByteArray()
+        val cwdBytes = cwd?.toByteArray()
+        // One block: the structs, then file name, /dev/null, the directory, argv and envp.
+        val fileAt = STRUCTS_SIZE
+        val devNullAt = fileAt + file.size + 1
+        val cwdAt = devNullAt + devNull.size
+        val argvAt = (cwdAt + (cwdBytes?.size?.plus(1) ?: 0) + 7) and 7L.inv()
+        val envAt = argvAt + argvBlock.size
         val moved = moveClashingSources(fdMap)
-        checkReturned(libc.posix_spawn_file_actions_init(actions)) { "posix_spawn_file_actions_init" }
         try {
-            checkReturned(libc.posix_spawnattr_init(attr)) { "posix_spawnattr_init" }
-            try {
-                addFileActions(actions, moved, cwd)
-                libc.sigemptyset(sigs)
-                libc.posix_spawnattr_setsigmask(attr, sigs)
-                libc.sigfillset(sigs)
-                libc.posix_spawnattr_setsigdefault(attr, sigs)
-                var flags = Linux.POSIX_SPAWN_SETSIGMASK.toInt() or Linux.POSIX_SPAWN_SETSIGDEF.toInt()
-                if (newProcessGroup) {
-                    libc.posix_spawnattr_setpgroup(attr, 0)
-                    flags = flags or Linux.POSIX_SPAWN_SETPGROUP.toInt()
+            return withNativeMemory(envAt + envBlock.size) { block ->
+                posix.putBytes(block + fileAt, file, 0, file.size)
+                posix.putBytes(block + devNullAt, devNull, 0, devNull.size)
+                cwdBytes?.let { posix.putBytes(block + cwdAt, it, 0, it.size) }
+                argvBlock.writeAt(block + argvAt)
+                envBlock.writeAt(block + envAt)
+                val actions = block
+                val attr = block + ATTR
+                val sigs = block + SIGS
+                checkReturned(posix.posix_spawn_file_actions_init(actions)) { "posix_spawn_file_actions_init" }
+                try {
+                    checkReturned(posix.posix_spawnattr_init(attr)) { "posix_spawnattr_init" }
+                    try {
+                        addFileActions(actions, moved, block + devNullAt, cwd?.let { block + cwdAt }, cwd)
+                        posix.sigemptyset(sigs)
+                        posix.posix_spawnattr_setsigmask(attr, sigs)
+                        posix.sigfillset(sigs)
+                        posix.posix_spawnattr_setsigdefault(attr, sigs)
+                        var flags = Linux.POSIX_SPAWN_SETSIGMASK.toInt() or Linux.POSIX_SPAWN_SETSIGDEF.toInt()
+                        if (newProcessGroup) {
+                            posix.posix_spawnattr_setpgroup(attr, 0)
+                            flags = flags or Linux.POSIX_SPAWN_SETPGROUP.toInt()
+                        }
+                        posix.posix_spawnattr_setflags(attr, flags.toShort())
+                        val error = posix.posix_spawnp(block + PID, block + fileAt, actions, attr, block + argvAt, block + envAt)
+                        if (error != 0) {
+                            val where = if (cwd != null) " (in directory \"$cwd\")" else ""
+                            throw ErrnoException("Cannot run program \"${argv[0]}\"$where: ${describeErrno(error)}", error)
+                        }
+                        posix.getInt(block + PID)
+                    } finally {
+                        posix.posix_spawnattr_destroy(attr)
+                    }
+                } finally {
+                    posix.posix_spawn_file_actions_destroy(actions)
                 }
-                libc.posix_spawnattr_setflags(attr, flags.toShort())
-                val pid = IntByReference()
-                val error = libc.posix_spawnp(pid, argv[0], actions, attr, argvBlock.pointer, envBlock.pointer)
-                if (error != 0) {
-                    val where = if (cwd != null) " (in directory \"$cwd\")" else ""
-                    throw ErrnoException("Cannot run program \"${argv[0]}\"$where: ${describeErrno(error)}", error)
-                }
-                // jnr frees native memory on finalization: keep the blocks alive across the native call.
-                java.lang.ref.Reference.reachabilityFence(argvBlock)
-                java.lang.ref.Reference.reachabilityFence(envBlock)
-                return pid.value
-            } finally {
-                libc.posix_spawnattr_destroy(attr)
             }
         } finally {
-            libc.posix_spawn_file_actions_destroy(actions)
             for (target in moved.indices) {
                 if (moved[target] != fdMap[target]) Fds.closeQuietly(moved[target])
             }
@@ -98,14 +106,21 @@ internal object Spawn {
      */
     private fun moveClashingSources(fdMap: IntArray): IntArray {
         val moved = fdMap.copyOf()
-        for (target in fdMap.indices) {
-            val source = fdMap[target]
-            if (source >= 0 && source != target && source < fdMap.size) moved[target] = Fds.dupAbove(source, fdMap.size)
+        try {
+            for (target in fdMap.indices) {
+                val source = fdMap[target]
+                if (source >= 0 && source != target && source < fdMap.size) moved[target] = Fds.dupAbove(source, fdMap.size)
+            }
+        } catch (e: ErrnoException) {
+            for (target in moved.indices) {
+                if (moved[target] != fdMap[target]) Fds.closeQuietly(moved[target])
+            }
+            throw e
         }
         return moved
     }
 
-    private fun addFileActions(actions: Pointer, fdMap: IntArray, cwd: String?) {
+    private fun addFileActions(actions: Long, fdMap: IntArray, devNull: Long, cwdAddress: Long?, cwd: String?) {
         for (target in fdMap.indices) {
             val source = fdMap[target]
             val result = when {
@@ -113,24 +128,24 @@ internal object Spawn {
                     require(target <= 2) { "fd $target cannot be inherited implicitly" }
                     0
                 }
-                source == DEV_NULL -> libc.posix_spawn_file_actions_addopen(actions, target, "/dev/null", Linux.O_RDWR, 0)
-                source == STDOUT -> libc.posix_spawn_file_actions_adddup2(actions, 1, target)
+                source == DEV_NULL -> posix.posix_spawn_file_actions_addopen(actions, target, devNull, Linux.O_RDWR, 0)
+                source == STDOUT -> posix.posix_spawn_file_actions_adddup2(actions, 1, target)
                 // dup2 onto itself is a no-op that would leave close-on-exec set; glibc 2.35+ clears it.
-                else -> libc.posix_spawn_file_actions_adddup2(actions, source, target)
+                else -> posix.posix_spawn_file_actions_adddup2(actions, source, target)
             }
             checkReturned(result) { "posix_spawn_file_actions for fd $target" }
         }
-        if (cwd != null) {
-            val result = libc.posix_spawn_file_actions_addchdir_np(actions, cwd)
+        if (cwdAddress != null) {
+            val result = posix.posix_spawn_file_actions_addchdir_np(actions, cwdAddress)
             checkReturned(result) { "posix_spawn_file_actions_addchdir_np \"$cwd\"" }
         }
         closeTheRest(actions, fdMap.size)
     }
 
-    private fun closeTheRest(actions: Pointer, from: Int) {
+    private fun closeTheRest(actions: Long, from: Int) {
         if (closeFromAvailable) {
             try {
-                val result = libc.posix_spawn_file_actions_addclosefrom_np(actions, from)
+                val result = posix.posix_spawn_file_actions_addclosefrom_np(actions, from)
                 checkReturned(result) { "posix_spawn_file_actions_addclosefrom_np" }
                 return
             } catch (missing: UnsatisfiedLinkError) {
@@ -138,28 +153,45 @@ internal object Spawn {
             }
         }
         File("/proc/self/fd").list()?.mapNotNull { it.toIntOrNull() }?.filter { it >= from }?.forEach { fd ->
-            libc.posix_spawn_file_actions_addclose(actions, fd)
+            posix.posix_spawn_file_actions_addclose(actions, fd)
         }
     }
 
-    /** A NULL-terminated `char *[]` in one native block, alive as long as this object is. */
-    private class StringArray(strings: List<String>) {
-        val pointer: Pointer
+    /**
+     * A NULL-terminated `char *[]` with its strings, encoded once and written into native
+     * memory for each call: [size] bytes, 8-byte aligned, pointers first.
+     */
+    private class StringBlock(strings: List<String>) {
+        private val strings: ByteArray
+        private val offsets: IntArray
+        private val slots = (strings.size + 1) * 8L
+        val size: Long
 
         init {
-            val runtime = Native.runtime
-            val encoded = strings.map { it.toByteArray() }
-            val slots = (encoded.size + 1) * runtime.addressSize().toLong()
-            val total = slots + encoded.sumOf { it.size + 1L }
-            pointer = Memory.allocateDirect(runtime, total, true)
-            var offset = slots
-            encoded.forEachIndexed { i, bytes ->
-                pointer.put(offset, bytes, 0, bytes.size)
-                pointer.putByte(offset + bytes.size, 0)
-                pointer.putAddress(i * runtime.addressSize().toLong(), pointer.address() + offset)
+            val encoded = arrayOfNulls<ByteArray>(strings.size)
+            var total = 0
+            for (i in 0 until strings.size) {
+                val bytes = strings[i].toByteArray()
+                encoded[i] = bytes
+                total += bytes.size + 1
+            }
+            this.strings = ByteArray(total)
+            offsets = IntArray(encoded.size)
+            var offset = 0
+            for (i in encoded.indices) {
+                val bytes = encoded[i]!!
+                offsets[i] = offset
+                System.arraycopy(bytes, 0, this.strings, offset, bytes.size)
                 offset += bytes.size + 1
             }
-            pointer.putAddress(encoded.size * runtime.addressSize().toLong(), 0L)
+            size = (slots + this.strings.size + 7) and 7L.inv()
+        }
+
+        fun writeAt(address: Long) {
+            val text = address + slots
+            posix.putBytes(text, strings, 0, strings.size)
+            for (i in offsets.indices) posix.putLong(address + i * 8L, text + offsets[i])
+            posix.putLong(address + offsets.size * 8L, 0L)
         }
     }
 }

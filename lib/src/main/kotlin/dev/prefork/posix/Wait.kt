@@ -1,8 +1,6 @@
 package dev.prefork.posix
 
-import dev.prefork.posix.Native.libc
-import jnr.ffi.Memory
-import jnr.ffi.byref.IntByReference
+import dev.prefork.posix.Native.posix
 
 /**
  * What `wait4` reported for one child: its raw wait status, decoded, and its resource usage.
@@ -26,7 +24,7 @@ internal class WaitResult(
 
 internal object Wait {
     private const val RUSAGE_SIZE = 144L
-    private val scratchUsage = ThreadLocal.withInitial { Memory.allocateDirect(Native.runtime, RUSAGE_SIZE, true) }
+    private const val STATUS = RUSAGE_SIZE
 
     /**
      * Reaps [pid] if it has exited (`WNOHANG`), or returns null while it runs. Only ever our
@@ -34,28 +32,26 @@ internal object Wait {
      */
     fun reap(pid: Int): WaitResult? {
         require(pid > 0) { "pid <= 0: $pid" }
-        val status = IntByReference()
-        val usage = scratchUsage.get()
-        while (true) {
-            val result = libc.wait4(pid, status, Linux.WNOHANG, usage)
-            if (result == 0) return null
-            if (result < 0) {
-                val errno = Native.errno()
-                if (errno == Linux.EINTR) continue
-                throw errnoException("wait4 pid $pid", errno)
+        return withNativeMemory(RUSAGE_SIZE + 8) { usage ->
+            var result = posix.wait4(pid, usage + STATUS, Linux.WNOHANG, usage)
+            while (result < 0 && Native.errno() == Linux.EINTR) result = posix.wait4(pid, usage + STATUS, Linux.WNOHANG, usage)
+            if (result < 0) throw errnoException("wait4 pid $pid")
+            if (result == 0) {
+                null
+            } else {
+                WaitResult(
+                    status = posix.getInt(usage + STATUS),
+                    userMicros = posix.getLong(usage) * 1_000_000 + posix.getLong(usage + 8),
+                    systemMicros = posix.getLong(usage + 16) * 1_000_000 + posix.getLong(usage + 24),
+                    maxRssKiB = posix.getLong(usage + 32),
+                )
             }
-            return WaitResult(
-                status = status.value,
-                userMicros = usage.getLong(0) * 1_000_000 + usage.getLong(8),
-                systemMicros = usage.getLong(16) * 1_000_000 + usage.getLong(24),
-                maxRssKiB = usage.getLong(32),
-            )
         }
     }
 
     /** Sends [signal] to [pid] (a negative pid: to that process group); false if there is no such process. */
     fun kill(pid: Int, signal: Int): Boolean {
-        if (libc.kill(pid, signal) == 0) return true
+        if (posix.kill(pid, signal) == 0) return true
         val errno = Native.errno()
         if (errno == Linux.ESRCH) return false
         throw errnoException("kill pid $pid signal $signal", errno)

@@ -1,0 +1,52 @@
+package dev.prefork.posix
+
+/** Linux constants; x86_64 and aarch64 agree on every value used here. */
+internal object Linux {
+    const val O_RDONLY = 0
+    const val O_WRONLY = 1
+    const val O_RDWR = 2
+    const val O_CREAT = 0x40
+    const val O_TRUNC = 0x200
+    const val O_APPEND = 0x400
+    const val O_NONBLOCK = 0x800
+    const val O_CLOEXEC = 0x80000
+
+    const val F_GETFL = 3
+    const val F_SETFL = 4
+    const val F_DUPFD_CLOEXEC = 1030
+    const val F_SETPIPE_SZ = 1031
+
+    /** ioctl: bytes waiting in a pipe. */
+    const val FIONREAD = 0x541BL
+
+    const val POSIX_SPAWN_SETPGROUP: Short = 0x02
+    const val POSIX_SPAWN_SETSIGDEF: Short = 0x04
+    const val POSIX_SPAWN_SETSIGMASK: Short = 0x08
+
+    const val WNOHANG = 1
+
+    const val EPERM = 1
+    const val EINTR = 4
+    const val EAGAIN = 11
+    const val ENOSYS = 38
+    const val ESRCH = 3
+    const val EPIPE = 32
+
+    const val SYS_PIDFD_OPEN = 434L
+
+    const val EPOLL_CLOEXEC = 0x80000
+    const val EPOLL_CTL_ADD = 1
+    const val EPOLL_CTL_DEL = 2
+    const val EPOLL_CTL_MOD = 3
+    const val POLLIN: Short = 0x001
+
+    const val EPOLLIN = 0x001
+    const val EPOLLOUT = 0x004
+    const val EPOLLONESHOT = 1 shl 30
+
+    const val EFD_CLOEXEC = 0x80000
+    const val EFD_NONBLOCK = 0x800
+
+    const val SIGKILL = 9
+    const val SIGTERM = 15
+}

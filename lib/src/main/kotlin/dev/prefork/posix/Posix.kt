@@ -1,0 +1,116 @@
+package dev.prefork.posix
+
+/**
+ * The C calls prefork makes, through one of two bindings chosen once per JVM: the JDK's own
+ * foreign function API on JDK 22 and later (`FfmPosix`, compiled for release 22 and loaded
+ * only there), jnr-ffi before that ([JnrPosix]). Nothing outside this package knows which.
+ *
+ * Pointers are plain addresses: memory comes from [allocate] and is read and written with the
+ * accessors here, so the wrappers in this package hold no binding's pointer type. Every call
+ * reports failure the C way; [errno] is the error of the last failed call on this thread, and
+ * the wrappers turn it into exceptions that name the call and the errno. The `posix_spawn`
+ * family returns its error instead.
+ *
+ * The functions are bound when first called, not before: a JVM that only spawns pays for
+ * nothing else (the first spawn's cost is the start-up of a command-line tool).
+ */
+@Suppress("FunctionName", "ktlint:standard:function-naming")
+internal interface Posix {
+    /** What the binding is, for logs and benchmarks: "ffm" or "jnr". */
+    val name: String
+
+    fun errno(): Int
+
+    /** Zeroed native memory, freed with [free]. */
+    fun allocate(bytes: Long): Long
+    fun free(address: Long)
+    fun putByte(address: Long, value: Byte)
+    fun putShort(address: Long, value: Short)
+    fun putInt(address: Long, value: Int)
+    fun putLong(address: Long, value: Long)
+    fun getInt(address: Long): Int
+    fun getLong(address: Long): Long
+    fun putBytes(address: Long, bytes: ByteArray, offset: Int, length: Int)
+
+    fun posix_spawnp(pid: Long, file: Long, fileActions: Long, attr: Long, argv: Long, envp: Long): Int
+    fun posix_spawn_file_actions_init(fileActions: Long): Int
+    fun posix_spawn_file_actions_destroy(fileActions: Long): Int
+    fun posix_spawn_file_actions_adddup2(fileActions: Long, fd: Int, newFd: Int): Int
+    fun posix_spawn_file_actions_addopen(fileActions: Long, fd: Int, path: Long, flags: Int, mode: Int): Int
+    fun posix_spawn_file_actions_addclose(fileActions: Long, fd: Int): Int
+
+    /** glibc 2.34+; throws [UnsatisfiedLinkError] where the C library lacks it. */
+    fun posix_spawn_file_actions_addclosefrom_np(fileActions: Long, from: Int): Int
+    fun posix_spawn_file_actions_addchdir_np(fileActions: Long, path: Long): Int
+    fun posix_spawnattr_init(attr: Long): Int
+    fun posix_spawnattr_destroy(attr: Long): Int
+    fun posix_spawnattr_setflags(attr: Long, flags: Short): Int
+    fun posix_spawnattr_setpgroup(attr: Long, processGroup: Int): Int
+    fun posix_spawnattr_setsigmask(attr: Long, set: Long): Int
+    fun posix_spawnattr_setsigdefault(attr: Long, set: Long): Int
+    fun sigemptyset(set: Long): Int
+    fun sigfillset(set: Long): Int
+
+    /** Two ints at [fds]. */
+    fun pipe2(fds: Long, flags: Int): Int
+    fun open(path: Long, flags: Int, mode: Int): Int
+    fun close(fd: Int): Int
+    fun fcntl(fd: Int, cmd: Int, arg: Int): Int
+    fun ioctlInt(fd: Int, request: Long, value: Long): Int
+    fun write(fd: Int, buffer: Long, count: Long): Long
+    fun read(fd: Int, buffer: Long, count: Long): Long
+
+    /**
+     * `read(2)` straight into [bytes] (no copy but the kernel's). Only for a non-blocking fd:
+     * the JVM may not reach a safepoint while the array is in native hands.
+     */
+    fun readArray(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long
+
+    /** `write(2)` straight from [bytes]; only for a non-blocking fd. */
+    fun writeArray(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long
+
+    fun kill(pid: Int, signal: Int): Int
+    fun wait4(pid: Int, status: Long, options: Int, rusage: Long): Int
+    fun syscall(number: Long, arg1: Long, arg2: Long): Long
+    fun poll(fds: Long, count: Long, timeoutMillis: Int): Int
+
+    fun epoll_create1(flags: Int): Int
+    fun epoll_ctl(epfd: Int, op: Int, fd: Int, event: Long): Int
+    fun epoll_wait(epfd: Int, events: Long, maxEvents: Int, timeoutMillis: Int): Int
+    fun eventfd(initialValue: Int, flags: Int): Int
+}
+
+/**
+ * The binding of this JVM. FFM where the JDK has it final (22+) and the native-access
+ * permission lets it bind; `-Dprefork.native=jnr` forces jnr (for comparisons), and
+ * `-Dprefork.native=ffm` makes a JVM that cannot have FFM fail rather than fall back.
+ */
+internal object Native {
+    val posix: Posix = choose()
+
+    /** errno of the last failed call on this thread; meaningful only right after a failure. */
+    fun errno(): Int = posix.errno()
+
+    private fun choose(): Posix {
+        val wanted = System.getProperty("prefork.native", "")
+        if (wanted == "jnr" || Runtime.version().feature() < 22) {
+            check(wanted != "ffm") { "-Dprefork.native=ffm: FFM needs JDK 22 or later, this is ${Runtime.version()}" }
+            return JnrPosix()
+        }
+        return try {
+            Class.forName("dev.prefork.posix.ffm.FfmPosix").getDeclaredConstructor().newInstance() as Posix
+        } catch (e: ReflectiveOperationException) {
+            if (wanted == "ffm") throw IllegalStateException("-Dprefork.native=ffm: the FFM binding is missing from this build of prefork", e)
+            // A build made on a JDK before 22 carries no FFM classes.
+            JnrPosix()
+        }
+    }
+}
+
+/** A NUL-terminated copy of [text] in native memory, freed with [Posix.free]. */
+internal fun Posix.cString(text: String): Long {
+    val bytes = text.toByteArray()
+    val address = allocate(bytes.size + 1L)
+    putBytes(address, bytes, 0, bytes.size)
+    return address
+}
