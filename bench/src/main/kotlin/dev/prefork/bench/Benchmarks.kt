@@ -44,7 +44,7 @@ internal class Settings(
 private val benchmarks: List<Benchmark> =
     listOf(
         SpawnBenchmark, PipeBenchmark, ThreadsBenchmark, RestartBenchmark, ScalingBenchmark, KillLoadBenchmark,
-        FrameworkRestartBenchmark, FrameworkScalingBenchmark, StartupBenchmark,
+        FrameworkRestartBenchmark, FrameworkScalingBenchmark, StartupBenchmark, ColdStartBenchmark,
     )
 
 /** Runs every benchmark, or those named on the command line, in the order given. */
