@@ -102,23 +102,30 @@ public class PipeReader internal constructor(
 
     private var stream: PipeInputStream? = null
 
+    /** [close] ran: a stream taken afterwards starts closed. */
+    private var shut = false
+
     /**
      * A blocking [InputStream] over the same bytes (the same one each time); closing it closes
      * the pipe. It reads the pipe itself, into the caller's array: the kernel's copy is the only
-     * one, as with the JDK's own process streams. From then on the channel and the read
-     * functions see the end of the stream: read through this stream only.
+     * one, as with the JDK's own process streams. Once it is taken, the channel and the read
+     * functions must not be used: what they would still receive, the stream would not.
      */
     public fun inputStream(): InputStream = synchronized(this) {
         stream ?: PipeInputStream(this).also {
             stream = it
-            source.handOver()
+            if (shut) it.close() else source.handOver()
         }
     }
 
     /** Closes the pipe, whichever way it is read. */
     internal fun close() {
         channel.cancel()
-        synchronized(this) { stream }?.close()
+        val taken = synchronized(this) {
+            shut = true
+            stream
+        }
+        taken?.close()
     }
 
     /** Appends the next chunk; false at end of stream. */
@@ -179,7 +186,9 @@ public class PipeReader internal constructor(
         private var direct = false
         private var ended = false
         private val lock = Object()
-        private var reading = false
+
+        /** Threads inside read() or available(): the fd is closed only when none is. */
+        private var users = 0
         @Volatile private var closed = false
 
         override fun read(): Int {
@@ -190,23 +199,35 @@ public class PipeReader internal constructor(
         override fun read(b: ByteArray, off: Int, len: Int): Int {
             java.util.Objects.checkFromIndexSize(off, len, b.size)
             if (len == 0) return 0
-            synchronized(lock) {
-                if (closed) throw java.io.IOException("Stream closed")
-                reading = true
-            }
+            enter()
             try {
                 return if (direct) readPipe(b, off, len) else readBuffered(b, off, len)
             } finally {
-                synchronized(lock) {
-                    reading = false
-                    if (closed) closeFd()
-                }
+                leave()
+            }
+        }
+
+        private fun enter() {
+            synchronized(lock) {
+                if (closed) throw java.io.IOException("Stream closed")
+                users++
+            }
+        }
+
+        private fun leave() {
+            synchronized(lock) {
+                users--
+                if (closed && users == 0) closeFd()
             }
         }
 
         private fun readBuffered(b: ByteArray, off: Int, len: Int): Int {
             // The pump stops soon after the hand-over: what it read before arrives here, then the end of the channel.
-            val chunk = runBlocking { reader.readSome(len) }
+            val chunk = try {
+                runBlocking { reader.readSome(len) }
+            } catch (cancelled: kotlinx.coroutines.CancellationException) {
+                throw java.io.IOException("Stream closed") // closed from another thread meanwhile
+            }
             if (chunk != null) {
                 System.arraycopy(chunk, 0, b, off, chunk.size)
                 return chunk.size
@@ -237,21 +258,26 @@ public class PipeReader internal constructor(
             }
         }
 
-        override fun available(): Int = when {
-            !direct -> reader.end - reader.start
-            ended || closed -> 0
-            else -> Fds.available(reader.source.readFd)
+        override fun available(): Int {
+            if (!direct) return reader.end - reader.start
+            if (ended) return 0
+            enter()
+            try {
+                return Fds.available(reader.source.readFd)
+            } finally {
+                leave()
+            }
         }
 
         override fun close() {
             reader.channel.cancel()
             synchronized(lock) {
                 closed = true
-                if (!reading) closeFd()
+                if (users == 0) closeFd()
             }
         }
 
-        /** Under [lock], once nobody reads. */
+        /** Under [lock], once nobody reads (release() is idempotent). */
         private fun closeFd() {
             reader.source.release()
         }

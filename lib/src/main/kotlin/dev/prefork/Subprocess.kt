@@ -191,6 +191,7 @@ public class Subprocess private constructor(
         stdin?.close()
         stdout?.close()
         stderr?.close()
+        for (reader in extraReaders) reader.close()
     }
 
     internal suspend fun terminateAndReap() {

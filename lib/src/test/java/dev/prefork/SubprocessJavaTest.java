@@ -167,4 +167,19 @@ class SubprocessJavaTest {
     }
     assertEquals(before.size(), dev.prefork.testing.ProcFs.INSTANCE.openFds(ProcessHandle.current().pid()).size());
   }
+  @Test
+  void aStreamTakenAfterCloseIsClosedAndHoldsNoFd() throws Exception {
+    Subprocess.builder("true").start().waitForExit(); // the reactor's own fds exist from the first spawn on
+    List<Integer> before = dev.prefork.testing.ProcFs.INSTANCE.openFds(ProcessHandle.current().pid());
+    Subprocess p = Subprocess.builder("sh", "-c", "echo hi; sleep 30").stdout(Redirect.STREAM).start();
+    p.close();
+    InputStream in = p.stdout().inputStream();
+    IOException e = assertThrows(IOException.class, in::read);
+    assertEquals("Stream closed", e.getMessage());
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(3);
+    while (dev.prefork.testing.ProcFs.INSTANCE.openFds(ProcessHandle.current().pid()).size() > before.size() && System.nanoTime() < deadline) {
+      Thread.sleep(20);
+    }
+    assertEquals(before.size(), dev.prefork.testing.ProcFs.INSTANCE.openFds(ProcessHandle.current().pid()).size());
+  }
 }

@@ -18,7 +18,10 @@ internal fun errnoException(what: String, errno: Int = Native.errno()): ErrnoExc
 
 /** Throws (with errno) unless [result] is non-negative; returns it otherwise. */
 internal fun checkErrno(result: Int, what: () -> String): Int {
-    if (result < 0) throw errnoException(what())
+    if (result < 0) {
+        val errno = Native.errno() // before anything else can call C
+        throw errnoException(what(), errno)
+    }
     return result
 }
 

@@ -69,6 +69,7 @@ internal object Fds {
      * @throws ErrnoException naming [what].
      */
     fun read(fd: Int, bytes: ByteArray, offset: Int, length: Int, what: () -> String): Int {
+        require(length > 0) { "length <= 0: $length" } // 0 would read as the end of the stream
         while (true) {
             val count = posix.readArray(fd, bytes, offset, length)
             if (count > 0) return count.toInt()

@@ -1,5 +1,9 @@
 package dev.prefork.posix
 
+import io.github.oshai.kotlinlogging.KotlinLogging
+
+private val logger = KotlinLogging.logger {}
+
 /**
  * The C calls prefork makes, through one of two bindings chosen once per JVM: the JDK's own
  * foreign function API on JDK 22 and later (`FfmPosix`, compiled for release 22 and loaded
@@ -7,9 +11,10 @@ package dev.prefork.posix
  *
  * Pointers are plain addresses: memory comes from [allocate] and is read and written with the
  * accessors here, so the wrappers in this package hold no binding's pointer type. Every call
- * reports failure the C way; [errno] is the error of the last failed call on this thread, and
- * the wrappers turn it into exceptions that name the call and the errno. The `posix_spawn`
- * family returns its error instead.
+ * reports failure the C way; [errno] is errno as it was right after the last call through the
+ * binding on this thread (successful or not, [allocate] and [free] included): read it before
+ * making any other call. The wrappers turn it into exceptions that name the call and the
+ * errno. The `posix_spawn` family returns its error instead.
  *
  * The functions are bound when first called, not before: a JVM that only spawns pays for
  * nothing else (the first spawn's cost is the start-up of a command-line tool).
@@ -81,8 +86,9 @@ internal interface Posix {
 }
 
 /**
- * The binding of this JVM. FFM where the JDK has it final (22+) and the native-access
- * permission lets it bind; `-Dprefork.native=jnr` forces jnr (for comparisons), and
+ * The binding of this JVM. FFM where the JDK has it final (22+), this build of prefork holds
+ * it, and the JVM lets the unnamed module make restricted calls; jnr otherwise (with one
+ * warning saying why, on JDK 22+). `-Dprefork.native=jnr` forces jnr (for comparisons), and
  * `-Dprefork.native=ffm` makes a JVM that cannot have FFM fail rather than fall back.
  */
 internal object Native {
@@ -99,9 +105,13 @@ internal object Native {
         }
         return try {
             Class.forName("dev.prefork.posix.ffm.FfmPosix").getDeclaredConstructor().newInstance() as Posix
-        } catch (e: ReflectiveOperationException) {
-            if (wanted == "ffm") throw IllegalStateException("-Dprefork.native=ffm: the FFM binding is missing from this build of prefork", e)
-            // A build made on a JDK before 22 carries no FFM classes.
+        } catch (e: Throwable) {
+            // A build made on a JDK before 22 carries no FFM classes; a JVM that denies native access to
+            // the unnamed module, or has no linker for this platform, refuses the restricted calls.
+            val why = (if (e is java.lang.reflect.InvocationTargetException) e.cause else e) ?: e
+            if (wanted == "ffm") throw IllegalStateException("-Dprefork.native=ffm: the FFM binding cannot be used ($why)", why)
+            if (e is VirtualMachineError) throw e
+            logger.warn { "FFM unavailable ($why); calling C through jnr" }
             JnrPosix()
         }
     }

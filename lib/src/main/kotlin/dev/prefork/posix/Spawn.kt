@@ -148,7 +148,7 @@ internal object Spawn {
                 val result = posix.posix_spawn_file_actions_addclosefrom_np(actions, from)
                 checkReturned(result) { "posix_spawn_file_actions_addclosefrom_np" }
                 return
-            } catch (missing: UnsatisfiedLinkError) {
+            } catch (missing: LinkageError) { // glibc before 2.34
                 closeFromAvailable = false
             }
         }

@@ -8,6 +8,8 @@ import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
 import static java.lang.foreign.ValueLayout.JAVA_BYTE;
@@ -23,9 +25,10 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
  *
  * <p>Binding is what a cold JVM pays for, about 10-20 ms for each distinct call shape (the
  * JDK generates a stub and its method handles per function descriptor, and shares them between
- * functions of one descriptor). So every C function is bound with one of two shapes: six
- * 64-bit integer arguments returning one, or four of them for the variadic ones
- * ({@code open}, {@code fcntl}, {@code ioctl}, {@code syscall}), both capturing errno. On
+ * functions of one descriptor). So every C function is bound with one of three shapes: six
+ * 64-bit integer arguments returning one, four of them for the variadic {@code open},
+ * {@code fcntl} and {@code ioctl}, both capturing errno, and the critical read and write of a
+ * Java array. A spawn without pipes needs the first alone; pipes add the other two. On
  * x86_64 and AArch64 Linux, the only platforms prefork runs on, integer and pointer arguments
  * travel in the same 64-bit registers, a callee ignores registers past its own parameters and
  * reads an {@code int} from the low half of one, and an {@code int} result is the low half of
@@ -69,16 +72,50 @@ public final class FfmPosix implements Posix {
         return bind(function, VARIADIC_CALL, CAPTURE_ERRNO, Linker.Option.firstVariadicArg(1));
     }
 
+    /**
+     * A handle for {@code function}; where the C library lacks it (glibc before 2.34 has no
+     * {@code posix_spawn_file_actions_addclosefrom_np}, before 2.29 no {@code addchdir_np}), one of
+     * the same type that throws {@link UnsatisfiedLinkError} at each call, as jnr does, rather than
+     * a holder class that failed to initialise.
+     */
     private static MethodHandle bind(String function, FunctionDescriptor descriptor, Linker.Option... options) {
-        MemorySegment address = LINKER.defaultLookup().find(function)
-            .orElseThrow(() -> new UnsatisfiedLinkError("the C library has no " + function));
-        return LINKER.downcallHandle(address, descriptor, options);
+        MethodHandle bound = LINKER.defaultLookup().find(function)
+            .map(address -> LINKER.downcallHandle(address, descriptor, options))
+            .orElse(null);
+        if (bound != null) return bound;
+        MethodType type = descriptor.toMethodType().insertParameterTypes(0, MemorySegment.class);
+        MethodHandle thrower = MethodHandles.throwException(type.returnType(), UnsatisfiedLinkError.class);
+        MethodHandle missing = MethodHandles.filterReturnValue(MethodHandles.constant(String.class, function), MISSING);
+        return MethodHandles.dropArguments(MethodHandles.foldArguments(thrower, missing), 0, type.parameterList());
+    }
+
+    private static final MethodHandle MISSING;
+
+    static {
+        try {
+            MISSING = MethodHandles.lookup().findStatic(FfmPosix.class, "missing", MethodType.methodType(UnsatisfiedLinkError.class, String.class));
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private static UnsatisfiedLinkError missing(String function) {
+        return new UnsatisfiedLinkError("the C library has no " + function);
     }
 
     private static RuntimeException rethrow(Throwable t) {
         if (t instanceof RuntimeException e) throw e;
         if (t instanceof Error e) throw e;
         throw new IllegalStateException(t);
+    }
+
+    /**
+     * Makes the restricted calls the binding needs at once (the all-memory segment, one downcall
+     * handle), so a JVM that denies them to prefork's module fails here, where prefork falls back
+     * to jnr, and never in the middle of a spawn.
+     */
+    public FfmPosix() {
+        free(0L);
     }
 
     @Override
@@ -393,7 +430,7 @@ public final class FfmPosix implements Posix {
     @Override
     public long syscall(long number, long arg1, long arg2) {
         try {
-            return (long) H_syscall.H.invokeExact(errnoState(), number, arg1, arg2, 0L);
+            return (long) H_syscall.H.invokeExact(errnoState(), number, arg1, arg2, 0L, 0L, 0L);
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -561,7 +598,8 @@ public final class FfmPosix implements Posix {
     }
 
     private static final class H_syscall {
-        static final MethodHandle H = bindVariadic("syscall");
+        // glibc's syscall() is assembly that only moves registers (it reads no variadic arguments): the plain shape serves.
+        static final MethodHandle H = bind("syscall");
     }
 
     private static final class H_poll {
