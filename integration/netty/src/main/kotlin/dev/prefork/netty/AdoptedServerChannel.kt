@@ -2,13 +2,16 @@ package dev.prefork.netty
 
 import dev.prefork.Worker
 import io.netty.channel.ChannelFactory
+import io.netty.channel.ChannelHandler.Sharable
 import io.netty.channel.ChannelHandlerContext
+import io.netty.channel.ChannelInboundHandlerAdapter
 import io.netty.channel.ChannelOutboundHandlerAdapter
 import io.netty.channel.ChannelPromise
 import io.netty.channel.ServerChannel
 import java.net.BindException
 import java.net.InetSocketAddress
 import java.net.SocketAddress
+import java.nio.channels.ClosedChannelException
 import java.nio.channels.ServerSocketChannel
 import java.util.concurrent.TimeUnit
 import java.util.concurrent.atomic.AtomicBoolean
@@ -38,8 +41,26 @@ internal object AdoptedServerChannel {
     private fun prepare(channel: ServerChannel, local: InetSocketAddress) {
         channel.config().isAutoRead = false
         channel.pipeline().addFirst("prefork-already-bound", AlreadyBound(local))
+        channel.pipeline().addFirst("prefork-closed-on-stop", ClosedOnStop)
         // Closing this process's server channel stops its accepting; the socket stays open in the other workers.
         Worker.onStopAccepting { channel.close().awaitUninterruptibly(CLOSE_MILLIS, TimeUnit.MILLISECONDS) }
+    }
+
+    /**
+     * A worker's SIGTERM closes this process's handle on the socket before Netty's own close
+     * (so that even a server that registered nothing stops accepting at once); an accept the
+     * event loop had under way then fails with ClosedChannelException. That is the stop, not an
+     * error: it goes no further (Netty's acceptor would log it as an unhandled exception).
+     */
+    @Sharable
+    private object ClosedOnStop : ChannelInboundHandlerAdapter() {
+        override fun exceptionCaught(ctx: ChannelHandlerContext, cause: Throwable) {
+            if (cause is ClosedChannelException) {
+                ctx.close()
+            } else {
+                ctx.fireExceptionCaught(cause)
+            }
+        }
     }
 
     private class AlreadyBound(private val local: InetSocketAddress) : ChannelOutboundHandlerAdapter() {

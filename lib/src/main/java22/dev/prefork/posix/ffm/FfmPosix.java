@@ -85,17 +85,20 @@ public final class FfmPosix implements Posix {
         if (bound != null) return bound;
         MethodType type = descriptor.toMethodType().insertParameterTypes(0, MemorySegment.class);
         MethodHandle thrower = MethodHandles.throwException(type.returnType(), UnsatisfiedLinkError.class);
-        MethodHandle missing = MethodHandles.filterReturnValue(MethodHandles.constant(String.class, function), MISSING);
+        MethodHandle missing = MethodHandles.filterReturnValue(MethodHandles.constant(String.class, function), Missing.MAKE);
         return MethodHandles.dropArguments(MethodHandles.foldArguments(thrower, missing), 0, type.parameterList());
     }
 
-    private static final MethodHandle MISSING;
+    /** Looked up only when a function is missing: a lookup costs a cold JVM its start-up time. */
+    private static final class Missing {
+        static final MethodHandle MAKE;
 
-    static {
-        try {
-            MISSING = MethodHandles.lookup().findStatic(FfmPosix.class, "missing", MethodType.methodType(UnsatisfiedLinkError.class, String.class));
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
+        static {
+            try {
+                MAKE = MethodHandles.lookup().findStatic(FfmPosix.class, "missing", MethodType.methodType(UnsatisfiedLinkError.class, String.class));
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
         }
     }
 
