@@ -94,7 +94,7 @@ internal interface Posix {
 internal object Native {
     val posix: Posix = choose()
 
-    /** errno of the last failed call on this thread; meaningful only right after a failure. */
+    /** errno as it was after the last call on this thread: read it right after the failed call, before any other. */
     fun errno(): Int = posix.errno()
 
     private fun choose(): Posix {
