@@ -211,7 +211,12 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 val (read, write) = Fds.pipe().let { it[0] to it[1] }
                 if (fd == 0) {
                     closeAfterSpawn += read
-                    sink = PipeSink(write, Subprocess.reactor, "stdin of $name")
+                    sink = try {
+                        PipeSink(write, Subprocess.reactor, "stdin of $name")
+                    } catch (e: IOException) {
+                        Fds.closeQuietly(write) // the sink would have owned it
+                        throw e
+                    }
                     read
                 } else {
                     closeAfterSpawn += write

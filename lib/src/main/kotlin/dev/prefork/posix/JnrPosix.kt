@@ -76,7 +76,6 @@ internal class JnrPosix : Posix {
     }
 
     override fun free(address: Long) = memory.freeMemory(address)
-    override fun putByte(address: Long, value: Byte) = memory.putByte(address, value)
     override fun putShort(address: Long, value: Short) = memory.putShort(address, value)
     override fun putInt(address: Long, value: Int) = memory.putInt(address, value)
     override fun putLong(address: Long, value: Long) = memory.putLong(address, value)

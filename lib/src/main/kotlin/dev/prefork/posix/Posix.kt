@@ -29,7 +29,6 @@ internal interface Posix {
     /** Zeroed native memory, freed with [free]. */
     fun allocate(bytes: Long): Long
     fun free(address: Long)
-    fun putByte(address: Long, value: Byte)
     fun putShort(address: Long, value: Short)
     fun putInt(address: Long, value: Int)
     fun putLong(address: Long, value: Long)

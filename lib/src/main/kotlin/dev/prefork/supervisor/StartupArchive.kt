@@ -157,7 +157,8 @@ internal class StartupArchive private constructor(
          * [quiet]), when there can be none.
          */
         fun of(command: List<String>, directory: Path?, quiet: Boolean = false): StartupArchive? {
-            val why = unsupported(command)
+            val classPath = classPath() // each jar's manifest read once
+            val why = unsupported(command, classPath)
             if (why != null) {
                 if (!quiet) logger.info { "start-up archive: off, $why" }
                 return null
@@ -169,7 +170,7 @@ internal class StartupArchive private constructor(
                 return null
             }
             val content = try {
-                contentDigest(classPath())
+                contentDigest(classPath)
             } catch (e: IOException) {
                 if (!quiet) logger.warn { "start-up archive: off, cannot read the class path's jars ($e)" }
                 return null
@@ -179,7 +180,7 @@ internal class StartupArchive private constructor(
         }
 
         /** Why workers of [command] cannot have an archive, or null when they can. */
-        private fun unsupported(command: List<String>): String? {
+        private fun unsupported(command: List<String>, classPath: List<String>): String? {
             if (!WorkerCommand.isJavaLauncher(command[0])) return "the workers' launcher is not java (${command[0]})"
             val options = WorkerCommand.jvmOptions(command) + OPTION_VARIABLES.flatMap { System.getenv(it)?.split(' ').orEmpty() }
             options.firstOrNull { option -> OWN_SHARING.any { option.startsWith(it) } }?.let {
@@ -188,7 +189,7 @@ internal class StartupArchive private constructor(
             options.firstOrNull { option -> OPTION_FILES.any { option.startsWith(it) } }?.let {
                 return "JVM options come from a file ($it) that prefork does not read"
             }
-            val notJars = classPath().filter { !Files.isRegularFile(Path.of(it)) }
+            val notJars = classPath.filter { !Files.isRegularFile(Path.of(it)) }
             if (notJars.isNotEmpty()) {
                 return "the class path holds what is not a jar (${notJars.joinToString()}); the JVM archives classes from jars only"
             }
@@ -196,12 +197,12 @@ internal class StartupArchive private constructor(
         }
 
         /** `<java.io.tmpdir>/prefork-<uid>`: private to this user, like every directory an archive is read from. */
-        private fun defaultDirectory(): Path = Path.of(System.getProperty("java.io.tmpdir"), "prefork-${effectiveUid()}")
+        private fun defaultDirectory(): Path = Path.of(System.getProperty("java.io.tmpdir"), "prefork-$effectiveUid")
 
         /** The effective uid, from `/proc/self/status` (the owner of `/proc/self` is root in a process that is not dumpable). */
-        private fun effectiveUid(): Int {
+        private val effectiveUid: Int by lazy {
             val line = Files.readAllLines(Path.of("/proc/self/status")).first { it.startsWith("Uid:") }
-            return line.substringAfter(':').trim().split(Regex("\\s+"))[1].toInt()
+            line.substringAfter(':').trim().split(Regex("\\s+"))[1].toInt()
         }
 
         /**
@@ -223,7 +224,7 @@ internal class StartupArchive private constructor(
                 throw IOException("cannot read the archive directory $dir")
             }
             val owner = Files.getAttribute(dir, "unix:uid", LinkOption.NOFOLLOW_LINKS)
-            val self = effectiveUid()
+            val self = effectiveUid
             if (owner != self || PosixFilePermission.GROUP_WRITE in permissions || PosixFilePermission.OTHERS_WRITE in permissions) {
                 throw IOException("the archive directory $dir is not this user's alone (owner uid $owner, ${PosixFilePermissions.toString(permissions)})")
             }

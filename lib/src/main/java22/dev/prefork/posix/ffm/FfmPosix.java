@@ -153,11 +153,6 @@ public final class FfmPosix implements Posix {
     }
 
     @Override
-    public void putByte(long address, byte value) {
-        MEMORY.set(JAVA_BYTE, address, value);
-    }
-
-    @Override
     public void putShort(long address, short value) {
         MEMORY.set(JAVA_SHORT_UNALIGNED, address, value);
     }
