@@ -7,7 +7,8 @@ private val logger = KotlinLogging.logger {}
 /**
  * The C calls prefork makes, through one of two bindings chosen once per JVM: the JDK's own
  * foreign function API on JDK 22 and later (`FfmPosix`, compiled for release 22 and loaded
- * only there), jnr-ffi before that ([JnrPosix]). Nothing outside this package knows which.
+ * only there), jffi, the JNI layer of the jnr project, before that ([JffiPosix]). Nothing outside
+ * this package knows which.
  *
  * Pointers are plain addresses: memory comes from [allocate] and is read and written with the
  * accessors here, so the wrappers in this package hold no binding's pointer type. Every call
@@ -21,7 +22,7 @@ private val logger = KotlinLogging.logger {}
  */
 @Suppress("FunctionName", "ktlint:standard:function-naming")
 internal interface Posix {
-    /** What the binding is, for logs and benchmarks: "ffm" or "jnr". */
+    /** What the binding is, for logs and benchmarks: "ffm" or "jffi". */
     val name: String
 
     fun errno(): Int
@@ -86,8 +87,9 @@ internal interface Posix {
 
 /**
  * The binding of this JVM. FFM where the JDK has it final (22+), this build of prefork holds
- * it, and the JVM lets the unnamed module make restricted calls; jnr otherwise (with one
- * warning saying why, on JDK 22+). `-Dprefork.native=jnr` forces jnr (for comparisons), and
+ * it, and the JVM lets the unnamed module make restricted calls; jffi otherwise (with one
+ * warning saying why, on JDK 22+). `-Dprefork.native=jffi` forces jffi (for comparisons; `jnr`,
+ * its earlier name, too), and
  * `-Dprefork.native=ffm` makes a JVM that cannot have FFM fail rather than fall back.
  */
 internal object Native {
@@ -98,9 +100,9 @@ internal object Native {
 
     private fun choose(): Posix {
         val wanted = System.getProperty("prefork.native", "")
-        if (wanted == "jnr" || Runtime.version().feature() < 22) {
+        if (wanted == "jffi" || wanted == "jnr" || Runtime.version().feature() < 22) {
             check(wanted != "ffm") { "-Dprefork.native=ffm: FFM needs JDK 22 or later, this is ${Runtime.version()}" }
-            return JnrPosix()
+            return JffiPosix()
         }
         return try {
             Class.forName("dev.prefork.posix.ffm.FfmPosix").getDeclaredConstructor().newInstance() as Posix
@@ -110,8 +112,8 @@ internal object Native {
             val why = (if (e is java.lang.reflect.InvocationTargetException) e.cause else e) ?: e
             if (wanted == "ffm") throw IllegalStateException("-Dprefork.native=ffm: the FFM binding cannot be used ($why)", why)
             if (e is VirtualMachineError) throw e
-            logger.warn { "FFM unavailable ($why); calling C through jnr" }
-            JnrPosix()
+            logger.warn { "FFM unavailable ($why); calling C through jffi" }
+            JffiPosix()
         }
     }
 }

@@ -4,9 +4,9 @@ import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
 
 class NativeBindingTest : FunSpec({
-    test("the JDK's FFM on JDK 22 and later, jnr before") {
+    test("the JDK's FFM on JDK 22 and later, jffi before") {
         // The suite runs on JDK 17 and on JDK 25 in CI: each binding passes every test of the suite.
-        Native.posix.name shouldBe if (Runtime.version().feature() >= 22) "ffm" else "jnr"
+        Native.posix.name shouldBe if (Runtime.version().feature() >= 22) "ffm" else "jffi"
     }
 
     test("errno is the failed call's, on the calling thread") {
