@@ -5,6 +5,7 @@ import dev.prefork.posix.Linux
 import dev.prefork.reaper.Background
 import dev.prefork.reaper.Reactor
 import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.SendChannel
 import kotlinx.coroutines.launch
@@ -28,9 +29,13 @@ internal class PipeSink(private val fd: Int, private val reactor: Reactor, priva
         Fds.setNonBlocking(fd)
     }
 
-    /** Starts pumping; runs on the caller's thread until the first wait for data. */
+    /**
+     * Starts pumping; runs on the caller's thread until the first wait for data. Unconfined: a
+     * chunk is written on the thread that sent it, or once the pipe has room on the reactor thread
+     * (non-blocking writes, at most what the pipe holds), and the close on the thread that closed.
+     */
     fun start() {
-        Background.launch(start = CoroutineStart.UNDISPATCHED) { pump() }
+        Background.launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) { pump() }
     }
 
     fun abandon() {

@@ -6,6 +6,7 @@ import dev.prefork.reaper.Background
 import dev.prefork.reaper.Reactor
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.channels.Channel
@@ -15,7 +16,9 @@ import kotlinx.coroutines.withContext
 
 /**
  * Pumps the parent's read end of a pipe into a [Channel] of byte chunks, without a thread of
- * its own: it waits for readiness on the [Reactor], then reads on [Background]'s dispatcher.
+ * its own: it waits for readiness on the [Reactor] and makes a short read right there, on the
+ * reactor thread (a child that writes a line, or only closes its end, costs no other thread's
+ * wake-up); a flowing stream is read on [Background]'s IO dispatcher.
  *
  * Each chunk is read straight into the array the channel hands on, sized beforehand to what
  * the pipe holds (FIONREAD): the kernel's copy is the only one. The fd is non-blocking, so a
@@ -60,7 +63,7 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
 
     /** Starts pumping; runs on the caller's thread until the first wait for data. */
     fun start() {
-        val pump = Background.launch(start = CoroutineStart.UNDISPATCHED) { pump() }
+        val pump = Background.launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) { pump() }
         this.pump = pump
         // A consumer that cancels the channel must not wait for the pipe's next data to free it.
         channel.invokeOnClose { pump.cancel() }
@@ -91,33 +94,17 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
     private suspend fun pump() {
         val readiness = reactor.readiness(fd)
         var failure: Throwable? = null
-        var ended = false
         try {
-            var chunk = DEFAULT_PIPE
             while (!handingOver) {
                 readiness.await(Linux.EPOLLIN)
-                var flowing: Boolean
-                do {
-                    val waiting = Fds.available(fd)
-                    // A flowing stream gets whole chunks, topped up as data arrives: fewer hand-offs to the consumer.
-                    val bytes = ByteArray(if (waiting >= FLOWING) chunk else maxOf(waiting, SMALL))
-                    var count = Fds.read(fd, bytes, 0, bytes.size) { name }
-                    if (count < 0) {
-                        ended = true
-                        return
-                    }
-                    if (count == 0) break // nothing there after all (EAGAIN): wait again
-                    if (waiting >= FLOWING) count = fillWhileFlowing(bytes, count)
-                    // Only a chunk cut short (a pause in the flow, the end, or the end-of-stream probe) is copied.
-                    val delivered = if (count == bytes.size) bytes else bytes.copyOf(count)
-                    withContext(NonCancellable) { channel.send(delivered) }
-                    if (endSeen) {
-                        ended = true
-                        return
-                    }
-                    if (waiting >= DEFAULT_PIPE && chunk < BULK_CHUNK && Fds.growPipe(fd, BULK_PIPE)) chunk = BULK_CHUNK
-                    flowing = count >= FLOWING
-                } while (!handingOver && (Fds.available(fd) > 0 || (flowing && Fds.pollReadable(fd, FLOW_WAIT_MILLIS))))
+                // Resumed on the reactor thread (the pump is unconfined). A short read there costs less
+                // than waking a thread for it; a flowing stream, which polls and tops up, moves to the IO pool.
+                var outcome = drain(onReactor = true)
+                if (outcome == FLOWS) outcome = withContext(Dispatchers.IO) { drain(onReactor = false) }
+                if (outcome == ENDED) {
+                    ended = true
+                    return
+                }
             }
         } catch (t: Throwable) {
             failure = t
@@ -133,6 +120,39 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
             }
             channel.close(failure?.takeUnless { it is CancellationException })
         }
+    }
+
+    /** Whether the stream reached its end; set by the pump only. */
+    private var ended = false
+
+    /** The chunk size of a flowing stream: a pipe's, or [BULK_CHUNK] once the stream proved bulk. */
+    private var chunk = DEFAULT_PIPE
+
+    /**
+     * Reads what the pipe holds into the channel, until it is empty ([WAIT]), the stream ended
+     * ([ENDED]), or, [onReactor], a flowing stream is found ([FLOWS]: not read there).
+     */
+    private suspend fun drain(onReactor: Boolean): Int {
+        var flowing: Boolean
+        var reads = 0
+        do {
+            val waiting = Fds.available(fd)
+            // The reactor serves every child: a stream that keeps it reading is a flowing one.
+            if (onReactor && (waiting >= FLOWING || ++reads > REACTOR_READS)) return FLOWS
+            // A flowing stream gets whole chunks, topped up as data arrives: fewer hand-offs to the consumer.
+            val bytes = ByteArray(if (waiting >= FLOWING) chunk else maxOf(waiting, SMALL))
+            var count = Fds.read(fd, bytes, 0, bytes.size) { name }
+            if (count < 0) return ENDED
+            if (count == 0) return WAIT // nothing there after all (EAGAIN)
+            if (waiting >= FLOWING) count = fillWhileFlowing(bytes, count)
+            // Only a chunk cut short (a pause in the flow, the end, or the end-of-stream probe) is copied.
+            val delivered = if (count == bytes.size) bytes else bytes.copyOf(count)
+            withContext(NonCancellable) { channel.send(delivered) }
+            if (endSeen) return ENDED
+            if (waiting >= DEFAULT_PIPE && chunk < BULK_CHUNK && Fds.growPipe(fd, BULK_PIPE)) chunk = BULK_CHUNK
+            flowing = count >= FLOWING
+        } while (!handingOver && (Fds.available(fd) > 0 || (flowing && Fds.pollReadable(fd, FLOW_WAIT_MILLIS))))
+        return WAIT
     }
 
     /** Set when [fillWhileFlowing] read the end of the stream. */
@@ -158,7 +178,15 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
     }
 
     private companion object {
+        /** What [drain] stopped at. */
+        const val WAIT = 0
+        const val ENDED = 1
+        const val FLOWS = 2
+
         const val CHANNEL_CHUNKS = 8
+
+        /** Short reads the reactor thread makes for one wake-up before it hands the stream to the IO pool. */
+        const val REACTOR_READS = 4
         const val FILL_NANOS = 2_000_000L
 
         /** A read this large means the stream is flowing: wait for the next data here, briefly, before parking on the reactor. */

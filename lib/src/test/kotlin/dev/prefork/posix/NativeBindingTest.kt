@@ -24,7 +24,7 @@ class NativeBindingTest : FunSpec({
         message shouldBe "open \"/no/such/file\": error=2 (ENOENT), No such file or directory"
     }
 
-    test("memory written is memory read, and arrays are read into at their offset") {
+    test("memory written is memory read, and arrays are read into and written from at their offset") {
         val posix = Native.posix
         val block = posix.allocate(16)
         try {
@@ -39,7 +39,7 @@ class NativeBindingTest : FunSpec({
         var writeOpen = true
         try {
             Fds.setNonBlocking(read)
-            Fds.writeSmall(write, "hello".toByteArray(), "the test pipe")
+            Fds.write(write, "..hello..".toByteArray(), 2, 5) { "the test pipe" } shouldBe 5
             Fds.available(read) shouldBe 5
             val into = ByteArray(10)
             Fds.read(read, into, 3, 7) { "the test pipe" } shouldBe 5
