@@ -10,7 +10,7 @@ private val logger = KotlinLogging.logger {}
  * Closing the channel `System.inheritedChannel()` returned makes the JDK point fds 0, 1 and 2
  * at /dev/null (`InheritedChannel.detachIOStreams`, for inetd-style programs whose stdout is
  * the socket). A worker's stdout and stderr are its log, so they are kept: copied before the
- * close and put back right after, with the JDK's own `dup`/`dup2` (no jnr on this path). What
+ * close and put back right after, with the JDK's own `dup`/`dup2` (no native binding on this path). What
  * another thread writes in between, microseconds, is lost; fd 0 stays /dev/null.
  */
 internal object InheritedStdio {

@@ -9,7 +9,7 @@ import java.nio.file.Path
 /**
  * This process's TCP sockets as the kernel lists them: `/proc/net/tcp` and `tcp6` (every socket
  * of the network namespace, with its inode) joined with `/proc/self/fd` (which inodes are
- * ours, at which fd). Plain file reads, no jnr: the worker uses it on SIGTERM, the supervisor
+ * ours, at which fd). Plain file reads, no native binding: the worker uses it on SIGTERM, the supervisor
  * to find the fd number the JDK hides behind a channel.
  */
 internal object ProcNet {

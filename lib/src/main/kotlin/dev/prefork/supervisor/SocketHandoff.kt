@@ -19,7 +19,7 @@ import java.nio.channels.spi.SelectorProvider
  * Worker side: [adopt] wraps an inherited fd in the JDK's own `ServerSocketChannelImpl`, the
  * way `System.inheritedChannel()` does for fd 0; that takes
  * `--add-opens java.base/sun.nio.ch=ALL-UNNAMED`, which the supervisor puts on the worker's
- * command line. Nothing here loads jnr: it runs on the worker's start-up path.
+ * command line. Nothing here loads a native binding: it runs on the worker's start-up path.
  */
 internal object SocketHandoff {
     /**

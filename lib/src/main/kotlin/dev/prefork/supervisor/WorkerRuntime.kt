@@ -12,7 +12,7 @@ private val logger = KotlinLogging.logger {}
 /**
  * This JVM as a worker, when a supervisor started it: its id (or, for a spare, the pipe its id
  * will come on), its inherited socket groups, and the two control pipes. Reading it costs a
- * few environment lookups and no jnr, so a worker starts as fast as a plain JVM: this runs on
+ * few environment lookups and no native binding, so a worker starts as fast as a plain JVM: this runs on
  * a worker's start-up path, where it loads nothing of Kotlin's standard library beyond a few
  * small classes (see [WorkerEnvironment.split]).
  */

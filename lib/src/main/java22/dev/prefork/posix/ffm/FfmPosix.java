@@ -75,7 +75,7 @@ public final class FfmPosix implements Posix {
     /**
      * A handle for {@code function}; where the C library lacks it (glibc before 2.34 has no
      * {@code posix_spawn_file_actions_addclosefrom_np}, before 2.29 no {@code addchdir_np}), one of
-     * the same type that throws {@link UnsatisfiedLinkError} at each call, as jnr does, rather than
+     * the same type that throws {@link UnsatisfiedLinkError} at each call, as the jffi binding does, rather than
      * a holder class that failed to initialise.
      */
     private static MethodHandle bind(String function, FunctionDescriptor descriptor, Linker.Option... options) {
@@ -115,7 +115,7 @@ public final class FfmPosix implements Posix {
     /**
      * Makes the restricted calls the binding needs at once (the all-memory segment, one downcall
      * handle), so a JVM that denies them to prefork's module fails here, where prefork falls back
-     * to jnr, and never in the middle of a spawn.
+     * to jffi, and never in the middle of a spawn.
      */
     public FfmPosix() {
         free(0L);
