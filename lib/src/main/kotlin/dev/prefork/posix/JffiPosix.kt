@@ -112,6 +112,8 @@ internal class JffiPosix : Posix {
     private val epollCtl = Function("epoll_ctl", 4)
     private val epollWait = Function("epoll_wait", 4)
     private val eventfd = Function("eventfd", 2)
+    private val socket = Function("socket", 3)
+    private val sendto = Function("sendto", 6)
 
     override val name: String get() = "jffi"
 
@@ -176,6 +178,10 @@ internal class JffiPosix : Posix {
     override fun epoll_wait(epfd: Int, events: Long, maxEvents: Int, timeoutMillis: Int): Int =
         epollWait.call(epfd.toLong(), events, maxEvents.toLong(), timeoutMillis.toLong()).toInt()
     override fun eventfd(initialValue: Int, flags: Int): Int = eventfd.call(initialValue.toLong(), flags.toLong()).toInt()
+
+    override fun socket(domain: Int, type: Int, protocol: Int): Int = socket.call(domain.toLong(), type.toLong(), protocol.toLong()).toInt()
+    override fun sendto(fd: Int, buffer: Long, length: Long, flags: Int, address: Long, addressLength: Int): Long =
+        sendto.call(fd.toLong(), buffer, length, flags.toLong(), address, addressLength.toLong())
 
     private companion object {
         const val LIBC = "libc.so.6"

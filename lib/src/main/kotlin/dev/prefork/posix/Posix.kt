@@ -83,6 +83,11 @@ internal interface Posix {
     fun epoll_ctl(epfd: Int, op: Int, fd: Int, event: Long): Int
     fun epoll_wait(epfd: Int, events: Long, maxEvents: Int, timeoutMillis: Int): Int
     fun eventfd(initialValue: Int, flags: Int): Int
+
+    fun socket(domain: Int, type: Int, protocol: Int): Int
+
+    /** `sendto(2)` of [length] bytes at [buffer] to the socket address at [address]. */
+    fun sendto(fd: Int, buffer: Long, length: Long, flags: Int, address: Long, addressLength: Int): Long
 }
 
 /**

@@ -479,8 +479,34 @@ public final class FfmPosix implements Posix {
         }
     }
 
+    @Override
+    public int socket(int domain, int type, int protocol) {
+        try {
+            return (int) (long) H_socket.H.invokeExact(errnoState(), (long) domain, (long) type, (long) protocol, 0L, 0L, 0L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    @Override
+    public long sendto(int fd, long buffer, long length, int flags, long address, int addressLength) {
+        try {
+            return (long) H_sendto.H.invokeExact(errnoState(), (long) fd, buffer, length, (long) flags, address, (long) addressLength);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
     private static final class H_calloc {
         static final MethodHandle H = bind("calloc");
+    }
+
+    private static final class H_socket {
+        static final MethodHandle H = bind("socket");
+    }
+
+    private static final class H_sendto {
+        static final MethodHandle H = bind("sendto");
     }
 
     private static final class H_free {
