@@ -185,13 +185,17 @@ public class SubprocessBuilder internal constructor(private val command: List<St
 
     /**
      * This process's environment (fixed for the JVM's life) without prefork's own worker
-     * variables: a worker's children are not workers, and must not mistake themselves for one.
+     * variables: a worker's children are not workers, and must not mistake themselves for one;
+     * nor systemd's socket activation, whose sockets are this process's (as `sd_listen_fds` unsets them).
      * One list, so the spawn layer can reuse its native copy; made at the first spawn.
      */
     private object Inherited {
         val environment: List<String> = environmentBlock(
             HashMap(System.getenv()).apply {
-                keys.removeIf { it.length >= WORKER_VARIABLE_PREFIX.length && it.substring(0, WORKER_VARIABLE_PREFIX.length) == WORKER_VARIABLE_PREFIX }
+                keys.removeIf {
+                    (it.length >= WORKER_VARIABLE_PREFIX.length && it.substring(0, WORKER_VARIABLE_PREFIX.length) == WORKER_VARIABLE_PREFIX) ||
+                        it == "LISTEN_PID" || it == "LISTEN_FDS" || it == "LISTEN_FDNAMES"
+                }
             },
         )
     }

@@ -35,6 +35,10 @@ internal object Fds {
         checkErrno(posix.fcntl(fd, Linux.F_SETFL, flags or Linux.O_NONBLOCK)) { "fcntl(F_SETFL) fd $fd" }
     }
 
+    fun setCloseOnExec(fd: Int) {
+        checkErrno(posix.fcntl(fd, Linux.F_SETFD, Linux.FD_CLOEXEC)) { "fcntl(F_SETFD, FD_CLOEXEC) fd $fd" }
+    }
+
     /** A close-on-exec duplicate of [fd] numbered at least [atLeast]. */
     fun dupAbove(fd: Int, atLeast: Int): Int =
         checkErrno(posix.fcntl(fd, Linux.F_DUPFD_CLOEXEC, atLeast)) { "fcntl(F_DUPFD_CLOEXEC) fd $fd" }

@@ -11,6 +11,8 @@ internal object Linux {
     const val O_NONBLOCK = 0x800
     const val O_CLOEXEC = 0x80000
 
+    const val F_SETFD = 2
+    const val FD_CLOEXEC = 1
     const val F_GETFL = 3
     const val F_SETFL = 4
     const val F_DUPFD_CLOEXEC = 1030

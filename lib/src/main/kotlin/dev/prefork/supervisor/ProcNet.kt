@@ -17,6 +17,18 @@ internal object ProcNet {
     class Entry(val localHex: String, val localPort: Int, val state: String, val inode: String, val v6Table: Boolean) {
         val listening: Boolean get() = state == LISTEN
 
+        /** The local address and port (an IPv4-mapped IPv6 address as the IPv4 one). */
+        fun address(): InetSocketAddress {
+            val bytes = ByteArray(localHex.length / 2)
+            // Each 32-bit word is printed in host (little-endian) byte order.
+            for (i in bytes.indices) {
+                val word = i / 4 * 4
+                val hex = (word + 3 - i % 4) * 2
+                bytes[i] = localHex.substring(hex, hex + 2).toInt(16).toByte()
+            }
+            return InetSocketAddress(java.net.InetAddress.getByAddress(bytes), localPort)
+        }
+
         /** Whether this row is bound to [local] (an IPv4 address may be listed in tcp6, mapped). */
         fun isBoundTo(local: InetSocketAddress): Boolean = local.port == localPort && addressHex(local, v6Table) == localHex
     }

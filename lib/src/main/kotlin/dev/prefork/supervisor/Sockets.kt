@@ -27,7 +27,9 @@ internal object Sockets {
         require(port in 0..65535) { "port out of range: $port" }
         require(backlog > 0) { "backlog <= 0: $backlog" }
         if (WorkerRuntime.isWorker && replayed < WorkerRuntime.socketGroups.size) return replay(port, address, backlog)
-        val channels = bindFresh(port, address, backlog, reusePort)
+        val addresses = resolve(address)
+        val channels = (if (WorkerRuntime.isWorker) null else SocketActivation.take(port, address, addresses, reusePort))
+            ?: bindFresh(port, addresses, backlog, reusePort)
         if (!WorkerRuntime.isWorker && !sealed) groups += channels to reusePort
         return channels
     }
@@ -36,6 +38,7 @@ internal object Sockets {
     @Synchronized
     fun sealForFork(): List<Pair<List<ServerSocketChannel>, Boolean>> {
         sealed = true
+        SocketActivation.warnUnused()
         return groups.toList()
     }
 
@@ -48,7 +51,7 @@ internal object Sockets {
                 for (socket in group.sockets) adopted.add(SocketHandoff.adopt(socket.first, socket.second))
                 adopted
             }
-            is WorkerEnvironment.Group.ReusePort -> bindFresh(group.port, address, backlog, reusePort = true)
+            is WorkerEnvironment.Group.ReusePort -> bindFresh(group.port, resolve(address), backlog, reusePort = true)
         }
         val bound = (channels[0].localAddress as InetSocketAddress).port
         if (port != 0 && port != bound) {
@@ -62,20 +65,19 @@ internal object Sockets {
         return channels
     }
 
-    /**
-     * Binds one socket per address [address] resolves to (all interfaces when null), as Tornado
-     * does; with port 0 the later sockets take the port the first was given.
-     */
-    private fun bindFresh(port: Int, address: String?, backlog: Int, reusePort: Boolean): List<ServerSocketChannel> {
-        val addresses: List<InetAddress?> = if (address == null) {
-            listOf(null)
-        } else {
-            try {
-                InetAddress.getAllByName(address).distinct()
-            } catch (e: java.net.UnknownHostException) {
-                throw java.net.UnknownHostException("bindSockets: cannot resolve \"$address\": ${e.message}")
-            }
+    /** Every address [address] resolves to, as Tornado binds them; null (all interfaces) for none. */
+    private fun resolve(address: String?): List<InetAddress?> = if (address == null) {
+        listOf(null)
+    } else {
+        try {
+            InetAddress.getAllByName(address).distinct()
+        } catch (e: java.net.UnknownHostException) {
+            throw java.net.UnknownHostException("bindSockets: cannot resolve \"$address\": ${e.message}")
         }
+    }
+
+    /** Binds one socket per address (all interfaces for null); with port 0 the later sockets take the port the first was given. */
+    private fun bindFresh(port: Int, addresses: List<InetAddress?>, backlog: Int, reusePort: Boolean): List<ServerSocketChannel> {
         val bound = mutableListOf<ServerSocketChannel>()
         var nextPort = port
         try {

@@ -123,6 +123,9 @@ internal class Supervisor(
         null
     }
 
+    /** systemd's notification socket, when this supervisor runs as a `Type=notify` service. */
+    private val systemd: SystemdNotify? = SystemdNotify.fromEnvironment()
+
     /** A worker waits this long for its accepted connections on SIGTERM: never past the SIGKILL that follows. */
     private val drainMillis = minOf(options.drainTimeout, options.gracefulTimeout).toMillis()
 
@@ -145,6 +148,9 @@ internal class Supervisor(
         /** A spare that reached its forkProcesses, where it waits for an id. */
         var waiting = false
 
+        /** It said it is ready (set on the supervisor's thread, as [ready] completes true). */
+        var serving = false
+
         /** During a rolling restart, the worker this one replaces until it said it is ready. */
         var replacing: Child? = null
     }
@@ -157,6 +163,8 @@ internal class Supervisor(
         data object FirstReady : Event
         class TrainingTimedOut(val trainer: Child) : Event
         class Signaled(val name: String) : Event
+        /** Time to tell systemd's watchdog that the event loop runs. */
+        data object Watchdog : Event
     }
 
     @OptIn(ExperimentalCoroutinesApi::class)
@@ -165,6 +173,15 @@ internal class Supervisor(
             scope = this
             val previousHandlers = installSignalHandlers()
             logger.info { "Starting $count processes" }
+            notify("STATUS=starting $count workers")
+            systemd?.watchdogMillis?.let { every ->
+                scope.launch {
+                    while (true) {
+                        events.send(Event.Watchdog)
+                        delay(every)
+                    }
+                }
+            }
             var state = policy.initial(count)
             try {
                 archive?.let {
@@ -186,6 +203,7 @@ internal class Supervisor(
                         is Event.StartDue -> if (!stopping) replace(event.id)
                         Event.SpareDue -> if (!stopping && spares.size < spareCount) startSpare()
                         Event.FirstReady -> if (!stopping) {
+                            notify("READY=1", status())
                             repeat(spareCount - spares.size) { startSpare() }
                             if (archive?.needsTraining == true) train()
                         }
@@ -193,6 +211,7 @@ internal class Supervisor(
                             logger.warn { "start-up archive: the training JVM (pid ${event.trainer.pid}) did not reach forkProcesses within ${options.readyTimeout}; stopping it" }
                             event.trainer.process.terminate()
                         }
+                        Event.Watchdog -> notify("WATCHDOG=1")
                         is Event.Signaled -> when (event.name) {
                             "HUP" -> if (rolling?.isActive != true) rolling = launch { rollingRestart() }
                             else -> {
@@ -290,6 +309,7 @@ internal class Supervisor(
                     decision.delayNanos == 0L -> start(worker.id)
                     else -> later(decision.delayNanos / 1_000_000, Event.StartDue(worker.id))
                 }
+                notify(status())
             }
             is Decision.Retire -> {
                 logger.info { "$what exited normally" }
@@ -297,6 +317,7 @@ internal class Supervisor(
             }
             Decision.GiveUp -> {
                 logger.error { "$what $status; too many child restarts, giving up" }
+                notify("STOPPING=1", "STATUS=too many worker restarts, giving up")
                 options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
                 throw TooManyRestartsException()
             }
@@ -446,7 +467,10 @@ internal class Supervisor(
      * spare's assignment pipe; [training] makes it the start-up archive's training run.
      */
     private fun spawn(variables: Map<String, String>, assignFd: Int?, training: Boolean = false): Subprocess {
-        val environment = System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) } + variables + mapOf(
+        // Only the service's main process speaks systemd's protocols: its workers neither notify nor look for activated sockets.
+        val environment = System.getenv().filterKeys {
+            !it.startsWith(WORKER_VARIABLE_PREFIX) && it !in SocketActivation.VARIABLES && it !in SystemdNotify.VARIABLES
+        } + variables + mapOf(
             WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
             WorkerEnvironment.SOCKETS to encodedGroups,
             WorkerEnvironment.WATCH_PIPE to watchPipeTarget,
@@ -493,7 +517,9 @@ internal class Supervisor(
                 worker.ready.complete(false) // exited before it was ready; the exit event tells the rest
                 return@launch
             }
+            worker.serving = true
             worker.ready.complete(true)
+            notify(status())
             logger.debug { "child ${worker.id} (pid ${process.pid}) ready" }
             options.listener?.onEvent(WorkerEvent.Ready(worker.id, process.pid))
         }
@@ -511,6 +537,16 @@ internal class Supervisor(
      */
     private suspend fun rollingRestart() {
         logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" + if (spares.isEmpty()) "" else " and ${spares.size} spares" }
+        // MONOTONIC_USEC: systemd 253+ matches the READY=1 that ends a reload to this RELOADING=1 (Type=notify-reload).
+        notify("RELOADING=1", "MONOTONIC_USEC=${System.nanoTime() / 1_000}", "STATUS=rolling restart of ${current.size} workers")
+        try {
+            replaceAll()
+        } finally {
+            if (!stopping) notify("READY=1", status())
+        }
+    }
+
+    private suspend fun replaceAll() {
         // Spares first: each worker below is then replaced by a spare that runs the new code, or a new JVM.
         // The jars may be new: workers started from now on must not map an archive of the old ones.
         archive = archive?.refreshed()
@@ -558,6 +594,7 @@ internal class Supervisor(
     }
 
     private suspend fun stopAll() {
+        if (!stopping) notify("STOPPING=1", "STATUS=stopping ${current.size} workers")
         stopping = true
         rolling?.cancel()
         // New connections are refused from now on, rather than queued for workers that are leaving.
@@ -594,6 +631,19 @@ internal class Supervisor(
     }
 
     private fun feature(signal: String) = if (signal == "HUP") "rolling restart" else "graceful stop"
+
+    /** One datagram to systemd, when it listens. */
+    private fun notify(vararg assignments: String) {
+        systemd?.send(assignments.joinToString("\n"))
+    }
+
+    /** The `STATUS=` line: how many workers serve, and what else is going on. */
+    private fun status(): String {
+        val serving = current.values.count { it.serving }
+        val restarting = count - current.size
+        return "STATUS=$serving of $count workers serving" + (if (restarting > 0) ", $restarting restarting" else "") +
+            (if (spares.isNotEmpty()) ", ${spares.size} spares" else "")
+    }
 
     private companion object {
         const val WATCH_FD = 3

@@ -7,7 +7,8 @@ import kotlin.concurrent.thread
 
 /**
  * A fixture `main` (or an executable [jar]) running in a fresh JVM (never this test JVM), its
- * output collected line by line, on this JVM's class path or [classPath]. [close] kills it and
+ * output collected line by line, on this JVM's class path or [classPath]. [launcher] is a
+ * command that execs the JVM in turn (`systemd-socket-activate -l ...`). [close] kills it and
  * every process it started, pass or fail.
  */
 class FixtureJvm(
@@ -18,8 +19,10 @@ class FixtureJvm(
     logLevel: String = "info",
     environment: Map<String, String> = emptyMap(),
     classPath: String = System.getProperty("java.class.path"),
+    launcher: List<String> = emptyList(),
 ) : AutoCloseable {
     val command: List<String> = buildList {
+        addAll(launcher)
         // A JVM does not take over a signal it inherited as ignored (a CI runner under nohup ignores
         // SIGHUP), and ProcessBuilder passes ignored signals on: give the fixture default ones. env execs.
         addAll(listOf("env", "--default-signal=HUP,INT,TERM"))
