@@ -66,6 +66,10 @@ public class ForkOptions private constructor(builder: Builder) {
     @get:JvmName("startupArchiveDirectory")
     public val startupArchiveDirectory: Path? = builder.startupArchiveDirectory
 
+    /** Where the supervisor keeps its state for probes (see [Builder.statusFile]); null: nowhere. */
+    @get:JvmName("statusFile")
+    public val statusFile: Path? = builder.statusFile
+
     public fun toBuilder(): Builder = Builder().also {
         it.numProcesses = numProcesses
         it.maxRestarts = maxRestarts
@@ -82,6 +86,7 @@ public class ForkOptions private constructor(builder: Builder) {
         it.spareWorkers = spareWorkers
         it.startupArchive = startupArchive
         it.startupArchiveDirectory = startupArchiveDirectory
+        it.statusFile = statusFile
     }
 
     public class Builder internal constructor() {
@@ -100,6 +105,7 @@ public class ForkOptions private constructor(builder: Builder) {
         internal var spareWorkers = 0
         internal var startupArchive = true
         internal var startupArchiveDirectory: Path? = null
+        internal var statusFile: Path? = null
 
         public fun numProcesses(n: Int): Builder = apply { numProcesses = n }
 
@@ -224,6 +230,17 @@ public class ForkOptions private constructor(builder: Builder) {
          */
         public fun startupArchiveDirectory(directory: Path): Builder = apply { startupArchiveDirectory = directory }
 
+        /**
+         * A file the supervisor keeps its state in, for a probe that cannot ask it (a Kubernetes
+         * `exec` probe, a monitoring agent): one line of JSON, replaced whole (written beside it,
+         * then renamed) at every change, such as
+         * `{"pid":41,"state":"serving","workers":4,"serving":4,"restarting":0,"spares":0,"updated":"2026-12-01T14:00:00Z"}`.
+         * `state` is `starting` until every worker first serves, then `serving`, `reloading`
+         * during a rolling restart, `stopping` on a graceful stop, `gave-up` past the restart
+         * budget; the file is deleted when the supervisor exits normally. Its directory must exist.
+         */
+        public fun statusFile(file: Path): Builder = apply { statusFile = file }
+
         public fun build(): ForkOptions = ForkOptions(this)
     }
 
@@ -231,7 +248,7 @@ public class ForkOptions private constructor(builder: Builder) {
         "ForkOptions(numProcesses=$numProcesses, maxRestarts=$maxRestarts, restartWindow=$restartWindow, " +
             "backoff=$backoffInitial..$backoffMax, gracefulTimeout=$gracefulTimeout, workerCommand=$workerCommand, " +
             "inheritedChannel=$inheritedChannel, explicitReady=$explicitReady, readyTimeout=$readyTimeout, drainTimeout=$drainTimeout, " +
-            "spareWorkers=$spareWorkers, startupArchive=$startupArchive, startupArchiveDirectory=$startupArchiveDirectory)"
+            "spareWorkers=$spareWorkers, startupArchive=$startupArchive, startupArchiveDirectory=$startupArchiveDirectory, statusFile=$statusFile)"
 
     public companion object {
         @JvmStatic

@@ -152,4 +152,29 @@ class SystemdTest : FunSpec({
             dir.toFile().deleteRecursively()
         }
     }
+
+    test("the status file shows starting, serving and a restart, for a probe to read; it is gone after a graceful stop") {
+        val dir = Files.createTempDirectory("prefork-status")
+        val file = dir.resolve("status.json")
+        try {
+            val port = freePort()
+            FixtureJvm(FIXTURE, listOf("systemd", port.toString(), "2", file.toString())).use { f ->
+                val supervisor = f.awaitLine(Regex("supervisor pid (\\d+)")).groupValues[1]
+                fun state() = Files.readString(file).trim()
+                eventually(60.seconds) {
+                    state() shouldContain Regex("^\\{\"pid\":$supervisor,\"state\":\"serving\",\"workers\":2,\"serving\":2,\"restarting\":0,\"spares\":0,\"updated\":\"[0-9T:Z-]+\"}$")
+                }
+                val worker = f.awaitLine(Regex("worker 0 pid (\\d+)")).groupValues[1].toLong()
+                dev.prefork.testing.kill(worker, 9)
+                f.awaitLine(Regex("worker 0 pid (\\d+)"))
+                eventually(30.seconds) { state() shouldContain "\"serving\":2," }
+                f.stderr() shouldContain "child 0 (pid $worker) killed by signal 9, restarting"
+                f.signal(15)
+                f.exitCode(60) shouldBe 0
+                Files.exists(file) shouldBe false
+            }
+        } finally {
+            dir.toFile().deleteRecursively()
+        }
+    }
 })

@@ -126,6 +126,10 @@ internal class Supervisor(
     /** systemd's notification socket, when this supervisor runs as a `Type=notify` service. */
     private val systemd: SystemdNotify? = SystemdNotify.fromEnvironment()
 
+    /** [ForkOptions.statusFile], and the state it shows: starting, serving, reloading, stopping, gave-up. */
+    private val statusFile: StatusFile? = options.statusFile?.let(::StatusFile)
+    private var phase = "starting"
+
     /** A worker waits this long for its accepted connections on SIGTERM: never past the SIGKILL that follows. */
     private val drainMillis = minOf(options.drainTimeout, options.gracefulTimeout).toMillis()
 
@@ -203,6 +207,7 @@ internal class Supervisor(
                         is Event.StartDue -> if (!stopping) replace(event.id)
                         Event.SpareDue -> if (!stopping && spares.size < spareCount) startSpare()
                         Event.FirstReady -> if (!stopping) {
+                            phase = "serving"
                             notify("READY=1", status())
                             repeat(spareCount - spares.size) { startSpare() }
                             if (archive?.needsTraining == true) train()
@@ -211,12 +216,13 @@ internal class Supervisor(
                             logger.warn { "start-up archive: the training JVM (pid ${event.trainer.pid}) did not reach forkProcesses within ${options.readyTimeout}; stopping it" }
                             event.trainer.process.terminate()
                         }
-                        Event.Watchdog -> notify("WATCHDOG=1")
+                        Event.Watchdog -> systemd?.send("WATCHDOG=1")
                         is Event.Signaled -> when (event.name) {
                             "HUP" -> if (rolling?.isActive != true) rolling = launch { rollingRestart() }
                             else -> {
                                 logger.info { "SIG${event.name} received, stopping ${current.size} workers" }
                                 stopAll()
+                                statusFile?.delete()
                                 exitProcess(0)
                             }
                         }
@@ -226,6 +232,7 @@ internal class Supervisor(
                         stop(idleJvms())
                         archive?.abandonTraining()
                         coroutineContext.cancelChildren()
+                        statusFile?.delete()
                         exitProcess(0)
                     }
                 }
@@ -317,6 +324,7 @@ internal class Supervisor(
             }
             Decision.GiveUp -> {
                 logger.error { "$what $status; too many child restarts, giving up" }
+                phase = "gave-up"
                 notify("STOPPING=1", "STATUS=too many worker restarts, giving up")
                 options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
                 throw TooManyRestartsException()
@@ -538,11 +546,15 @@ internal class Supervisor(
     private suspend fun rollingRestart() {
         logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" + if (spares.isEmpty()) "" else " and ${spares.size} spares" }
         // MONOTONIC_USEC: systemd 253+ matches the READY=1 that ends a reload to this RELOADING=1 (Type=notify-reload).
+        phase = "reloading"
         notify("RELOADING=1", "MONOTONIC_USEC=${System.nanoTime() / 1_000}", "STATUS=rolling restart of ${current.size} workers")
         try {
             replaceAll()
         } finally {
-            if (!stopping) notify("READY=1", status())
+            if (!stopping) {
+                phase = "serving"
+                notify("READY=1", status())
+            }
         }
     }
 
@@ -594,7 +606,10 @@ internal class Supervisor(
     }
 
     private suspend fun stopAll() {
-        if (!stopping) notify("STOPPING=1", "STATUS=stopping ${current.size} workers")
+        if (!stopping) {
+            phase = "stopping"
+            notify("STOPPING=1", "STATUS=stopping ${current.size} workers")
+        }
         stopping = true
         rolling?.cancel()
         // New connections are refused from now on, rather than queued for workers that are leaving.
@@ -632,16 +647,21 @@ internal class Supervisor(
 
     private fun feature(signal: String) = if (signal == "HUP") "rolling restart" else "graceful stop"
 
-    /** One datagram to systemd, when it listens. */
+    /** A change of state: one datagram to systemd when it listens, and the status file when there is one. */
     private fun notify(vararg assignments: String) {
         systemd?.send(assignments.joinToString("\n"))
+        statusFile?.write(
+            "{\"pid\":${ProcessHandle.current().pid()},\"state\":\"$phase\",\"workers\":$count,\"serving\":${serving()}," +
+                "\"restarting\":${count - current.size},\"spares\":${spares.size},\"updated\":\"${java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)}\"}",
+        )
     }
+
+    private fun serving(): Int = current.values.count { it.serving }
 
     /** The `STATUS=` line: how many workers serve, and what else is going on. */
     private fun status(): String {
-        val serving = current.values.count { it.serving }
         val restarting = count - current.size
-        return "STATUS=$serving of $count workers serving" + (if (restarting > 0) ", $restarting restarting" else "") +
+        return "STATUS=${serving()} of $count workers serving" + (if (restarting > 0) ", $restarting restarting" else "") +
             (if (spares.isNotEmpty()) ", ${spares.size} spares" else "")
     }
 

@@ -1,0 +1,38 @@
+package dev.prefork.supervisor
+
+import io.github.oshai.kotlinlogging.KotlinLogging
+import java.io.IOException
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.StandardCopyOption
+
+private val logger = KotlinLogging.logger {}
+
+/**
+ * [dev.prefork.ForkOptions.statusFile]: the supervisor's state as one line of JSON, replaced
+ * whole at each change (written beside the file, then renamed over it), so a probe never
+ * reads half of one. A failed write is logged once; the supervisor serves on regardless.
+ */
+internal class StatusFile(private val file: Path) {
+    private val scratch = file.resolveSibling(".${file.fileName}.tmp")
+    private var failed = false
+
+    fun write(json: String) {
+        try {
+            Files.writeString(scratch, json + "\n")
+            Files.move(scratch, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING)
+        } catch (e: IOException) {
+            if (!failed) logger.warn { "cannot write the status file $file ($e); later failures are not reported" }
+            failed = true
+        }
+    }
+
+    fun delete() {
+        try {
+            Files.deleteIfExists(file)
+            Files.deleteIfExists(scratch)
+        } catch (e: IOException) {
+            logger.warn { "cannot delete the status file $file ($e)" }
+        }
+    }
+}
