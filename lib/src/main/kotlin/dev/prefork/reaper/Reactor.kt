@@ -27,14 +27,21 @@ internal fun interface Reapable {
  * polled with `wait4(pid, WNOHANG)` every [POLL_MILLIS] instead; never `wait4(-1)`.
  *
  * Pipe readiness is one-shot: a coroutine asks [Readiness.await], the reactor resumes it once,
- * and the coroutine itself does the read or write on its own dispatcher. Handlers run on the
- * reactor thread and must only resume, reap or complete; user code never runs here.
+ * and the coroutine itself does the read or write (prefork's pipe pumps are unconfined, and
+ * make a short non-blocking read or write right on this thread). Handlers run on the reactor
+ * thread and must only resume, reap, complete or make such a call; user code never runs here.
  */
 internal class Reactor(private val usePidfd: Boolean) {
     private val epoll = Epoll()
     private val tokens = AtomicLong()
     private val handlers = ConcurrentHashMap<Long, (Int) -> Unit>()
     private val polled = ConcurrentHashMap.newKeySet<Reapable>()
+
+    /** The pids watched and not reaped yet: prefork's own children, which nothing else may reap. */
+    private val children = ConcurrentHashMap.newKeySet<Int>()
+
+    /** Whether [pid] is a child prefork watches (and will reap itself). */
+    fun isWatching(pid: Int): Boolean = pid in children
 
     init {
         Thread(::loop, "prefork-reactor").apply {
@@ -44,8 +51,15 @@ internal class Reactor(private val usePidfd: Boolean) {
     }
 
     /** Calls [target].tryReap() on the reactor thread once [pid] has exited, until it returns true. */
-    fun watchExit(pid: Int, target: Reapable) {
-        val pidfd = if (usePidfd) Pidfd.open(pid) else null
+    fun watchExit(pid: Int, watched: Reapable) {
+        children += pid
+        val target = Reapable { watched.tryReap().also { reaped -> if (reaped) children -= pid } }
+        val pidfd = try {
+            if (usePidfd) Pidfd.open(pid) else null
+        } catch (e: Exception) {
+            children -= pid
+            throw e
+        }
         if (pidfd == null) {
             polled += target
             epoll.wake()
@@ -63,6 +77,7 @@ internal class Reactor(private val usePidfd: Boolean) {
             epoll.arm(pidfd, Linux.EPOLLIN, token, add = true)
         } catch (e: Exception) {
             handlers.remove(token)
+            children -= pid
             Fds.closeQuietly(pidfd)
             throw e
         }

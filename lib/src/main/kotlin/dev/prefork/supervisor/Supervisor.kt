@@ -178,6 +178,7 @@ internal class Supervisor(
             val previousHandlers = installSignalHandlers()
             logger.info { "Starting $count processes" }
             notify("STATUS=starting $count workers")
+            if (ProcessHandle.current().pid() == 1L) scope.launch { OrphanReaper.run() }
             systemd?.watchdogMillis?.let { every ->
                 scope.launch {
                     while (true) {
