@@ -30,7 +30,7 @@ class ContainerTest : FunSpec({
         if (fields[1].toLong() == parent) Triple(pid, fields[0], comm) else null
     }
 
-    test("as PID 1 the supervisor reaps the orphans reparented to it, and a SIGTERM stops it gracefully with status 0").config(enabled = canUnshare.also {
+    test("as PID 1 the supervisor reaps the orphans reparented to it, refuses SIGUSR2, and a SIGTERM stops it gracefully with status 0").config(enabled = canUnshare.also {
         if (!it) println("ContainerTest: ${PID_NAMESPACE.joinToString(" ")} is not permitted here; the PID 1 test does not run")
     }) {
         FixtureJvm(FIXTURE, listOf("orphans"), launcher = PID_NAMESPACE).use { f ->
@@ -44,6 +44,9 @@ class ContainerTest : FunSpec({
                 childrenOf(supervisor).filter { it.third == "sleep" || it.second == "Z" && it.third != "java" }.shouldBeEmpty()
             }
             f.stderr() shouldContain "running as PID 1: orphaned processes of this container are reaped"
+            // An upgrade would end the container with the old PID 1: refused, and said so.
+            dev.prefork.testing.kill(supervisor, 12)
+            eventually(10.seconds) { f.stderr() shouldContain "SIGUSR2: as PID 1 this supervisor cannot hand over" }
             dev.prefork.testing.kill(supervisor, 15)
             f.exitCode(60) shouldBe 0
         }

@@ -26,7 +26,19 @@ internal object Sockets {
     fun bind(port: Int, address: String?, backlog: Int, reusePort: Boolean): List<ServerSocketChannel> {
         require(port in 0..65535) { "port out of range: $port" }
         require(backlog > 0) { "backlog <= 0: $backlog" }
-        if (WorkerRuntime.isWorker && replayed < WorkerRuntime.socketGroups.size) return replay(port, address, backlog)
+        if (WorkerRuntime.isWorker && replayed < WorkerRuntime.socketGroups.size) {
+            val index = replayed++
+            val channels = replay(index, WorkerRuntime.socketGroups[index], port, address, backlog, WorkerRuntime.describe(), "supervisor's")
+            for (channel in channels) WorkerStop.handedOver(channel)
+            return channels
+        }
+        if (!WorkerRuntime.isWorker && !sealed) {
+            Upgrade.nextGroup()?.let { (index, group) ->
+                val channels = replay(index, group, port, address, backlog, "the new supervisor", "old supervisor's")
+                groups += channels to (group is WorkerEnvironment.Group.ReusePort)
+                return channels
+            }
+        }
         val addresses = resolve(address)
         val channels = (if (WorkerRuntime.isWorker) null else SocketActivation.take(port, address, addresses, reusePort))
             ?: bindFresh(port, addresses, backlog, reusePort)
@@ -42,10 +54,21 @@ internal object Sockets {
         return groups.toList()
     }
 
-    /** On a worker's start-up path: plain loops, no Kotlin collection extensions (see [WorkerEnvironment.split]). */
-    private fun replay(port: Int, address: String?, backlog: Int): List<ServerSocketChannel> {
-        val index = replayed++
-        val channels = when (val group = WorkerRuntime.socketGroups[index]) {
+    /**
+     * The sockets of call #[index] as the process that started this one made it: the very same
+     * (inherited fds), or for SO_REUSEPORT a socket of this process's own on the same port. On
+     * a worker's start-up path: plain loops, no Kotlin collection extensions (see [WorkerEnvironment.split]).
+     */
+    private fun replay(
+        index: Int,
+        group: WorkerEnvironment.Group,
+        port: Int,
+        address: String?,
+        backlog: Int,
+        who: String,
+        whose: String,
+    ): List<ServerSocketChannel> {
+        val channels = when (group) {
             is WorkerEnvironment.Group.Shared -> {
                 val adopted = ArrayList<ServerSocketChannel>(group.sockets.size)
                 for (socket in group.sockets) adopted.add(SocketHandoff.adopt(socket.first, socket.second))
@@ -57,11 +80,10 @@ internal object Sockets {
         if (port != 0 && port != bound) {
             for (channel in channels) channel.close()
             throw IllegalStateException(
-                "bindSockets call #${index + 1} in ${WorkerRuntime.describe()} asked for port $port, but the " +
-                    "supervisor's call #${index + 1} bound port $bound: call bindSockets in the same order in every process",
+                "bindSockets call #${index + 1} in $who asked for port $port, but the " +
+                    "$whose call #${index + 1} bound port $bound: call bindSockets in the same order in every process",
             )
         }
-        for (channel in channels) WorkerStop.handedOver(channel)
         return channels
     }
 

@@ -1,11 +1,13 @@
 package dev.prefork.supervisor
 
 import dev.prefork.ExitStatus
+import dev.prefork.PipeReader
 import dev.prefork.ForkOptions
 import dev.prefork.Subprocess
 import dev.prefork.TooManyRestartsException
 import dev.prefork.WORKER_VARIABLE_PREFIX
 import dev.prefork.WorkerEvent
+import dev.prefork.io.PipeSource
 import dev.prefork.posix.Fds
 import io.github.oshai.kotlinlogging.KotlinLogging
 import kotlinx.coroutines.CompletableDeferred
@@ -92,6 +94,10 @@ internal class Supervisor(
     private var stopping = false
     private var rolling: Job? = null
 
+    /** SIGUSR2's new supervisor while it starts; [handedOver] once it serves and this one is on its way out. */
+    private var upgrade: Job? = null
+    private var handedOver = false
+
     /** The supervisor's own scope: every worker's watchers live here, whoever started the worker. */
     private lateinit var scope: CoroutineScope
 
@@ -99,9 +105,15 @@ internal class Supervisor(
     /** Child fds from 5 up, in group order (fd 3: watch pipe, fd 4: ready pipe). */
     private val passedSockets = socketGroups.filter { !it.second }.flatMap { it.first }.associateWith(SocketHandoff::fdOf)
     private val parentSocketFds = passedSockets.values.map { it.fd }
-    private val encodedGroups: String = run {
-        var next = FIRST_SOCKET_FD
-        WorkerEnvironment.encode(
+    private val encodedGroups: String = encode(socketGroups, FIRST_SOCKET_FD)
+
+    /** The same groups for SIGUSR2's new supervisor, whose sockets start at fd 4 (fd 3: its ready pipe). */
+    private val successorGroups: String = encode(socketGroups, Upgrade.FIRST_SOCKET_FD)
+
+    /** The groups as a child must replay them, its inherited sockets numbered from [firstFd] up. */
+    private fun encode(socketGroups: List<Pair<List<ServerSocketChannel>, Boolean>>, firstFd: Int): String {
+        var next = firstFd
+        return WorkerEnvironment.encode(
             socketGroups.map { (channels, reusePort) ->
                 if (reusePort) {
                     WorkerEnvironment.Group.ReusePort((channels.first().localAddress as java.net.InetSocketAddress).port)
@@ -209,7 +221,13 @@ internal class Supervisor(
                         Event.SpareDue -> if (!stopping && spares.size < spareCount) startSpare()
                         Event.FirstReady -> if (!stopping) {
                             phase = "serving"
-                            notify("READY=1", status())
+                            if (Upgrade.isSuccessor) {
+                                // systemd follows the new main process (NotifyAccess=all) from this datagram on.
+                                notify("MAINPID=${ProcessHandle.current().pid()}", "READY=1", status())
+                                Upgrade.sayReady()
+                            } else {
+                                notify("READY=1", status())
+                            }
                             repeat(spareCount - spares.size) { startSpare() }
                             if (archive?.needsTraining == true) train()
                         }
@@ -220,10 +238,15 @@ internal class Supervisor(
                         Event.Watchdog -> systemd?.send("WATCHDOG=1")
                         is Event.Signaled -> when (event.name) {
                             "HUP" -> if (rolling?.isActive != true) rolling = launch { rollingRestart() }
+                            "USR2" -> if (upgrade?.isActive == true) {
+                                logger.warn { "SIGUSR2: an upgrade is already under way" }
+                            } else if (!stopping) {
+                                upgrade = launch { upgradeSupervisor() }
+                            }
                             else -> {
                                 logger.info { "SIG${event.name} received, stopping ${current.size} workers" }
                                 stopAll()
-                                statusFile?.delete()
+                                if (!handedOver) statusFile?.delete()
                                 exitProcess(0)
                             }
                         }
@@ -255,7 +278,7 @@ internal class Supervisor(
      * the JVM refuses them: the supervisor then runs without those features and says so.
      */
     private fun installSignalHandlers(): Map<Signal, sun.misc.SignalHandler> =
-        listOf("TERM", "INT", "HUP").mapNotNull { name ->
+        listOf("TERM", "INT", "HUP", "USR2").mapNotNull { name ->
             val signal = Signal(name)
             try {
                 val previous = Signal.handle(signal) { events.trySend(Event.Signaled(name)) }
@@ -646,10 +669,76 @@ internal class Supervisor(
         }
     }
 
-    private fun feature(signal: String) = if (signal == "HUP") "rolling restart" else "graceful stop"
+    private fun feature(signal: String) = when (signal) {
+        "HUP" -> "rolling restart"
+        "USR2" -> "upgrade of the supervisor"
+        else -> "graceful stop"
+    }
+
+    /**
+     * SIGUSR2: starts a new supervisor from this one's command line with the listening sockets
+     * ([Upgrade]); once it says its workers serve, stops this one's workers gracefully and exits
+     * 0. A new supervisor that exits, or is not ready within [ForkOptions.readyTimeout], is
+     * stopped, and this one keeps serving.
+     */
+    private suspend fun upgradeSupervisor() {
+        if (ProcessHandle.current().pid() == 1L) {
+            logger.error { "SIGUSR2: as PID 1 this supervisor cannot hand over (its container would end with it): no upgrade; SIGHUP replaces the workers" }
+            return
+        }
+        val pipe = Fds.pipe()
+        val successor = try {
+            spawnSuccessor(pipe[1])
+        } catch (e: IOException) {
+            Fds.closeQuietly(pipe[0])
+            logger.error(e) { "SIGUSR2: cannot start a new supervisor; this one keeps serving" }
+            return
+        } finally {
+            Fds.closeQuietly(pipe[1])
+        }
+        logger.info { "SIGUSR2: new supervisor (pid ${successor.pid}) started from the command line; this one serves until its workers do" }
+        val said = PipeReader(PipeSource(pipe[0], Subprocess.reactor, "the upgrade's ready pipe").also { it.start() }, "the upgrade's ready pipe")
+        val ready = try {
+            withTimeoutOrNull(options.readyTimeout.toMillis()) {
+                try {
+                    said.readUntil(NEWLINE).contentEquals(READY_LINE)
+                } catch (e: EOFException) {
+                    false
+                }
+            }
+        } finally {
+            said.close()
+        }
+        if (ready != true) {
+            val why = if (ready == null) "was not ready within ${options.readyTimeout}" else "exited before it was ready"
+            successor.terminate()
+            if (withTimeoutOrNull(options.gracefulTimeout.toMillis()) { successor.waitForExit(raiseError = false) } == null) {
+                successor.kill()
+                successor.waitForExit(raiseError = false)
+            }
+            logger.error { "SIGUSR2: the new supervisor (pid ${successor.pid}) $why (${successor.exitStatus}); this one keeps serving" }
+            return
+        }
+        logger.info { "SIGUSR2: the new supervisor (pid ${successor.pid}) serves; stopping this one's ${current.size} workers" }
+        handedOver = true
+        stopAll()
+        exitProcess(0)
+    }
+
+    /** The new supervisor: this JVM's command line, [readyFd] as its fd 3, the shared sockets from fd 4 up. */
+    private fun spawnSuccessor(readyFd: Int): Subprocess {
+        val environment = System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) && it !in SocketActivation.VARIABLES } + mapOf(
+            Upgrade.SOCKETS to successorGroups,
+            Upgrade.READY to checkNotNull(WorkerEnvironment.fdTarget(readyFd)) { "cannot read /proc/self/fd/$readyFd" },
+        )
+        val builder = Subprocess.builder(WorkerCommand.ofThisJvm()).env(environment).passFd(readyFd)
+        parentSocketFds.forEach { builder.passFd(it) }
+        return builder.startDetached()
+    }
 
     /** A change of state: one datagram to systemd when it listens, and the status file when there is one. */
     private fun notify(vararg assignments: String) {
+        if (handedOver) return // the new supervisor speaks for the service now
         systemd?.send(assignments.joinToString("\n"))
         statusFile?.write(
             "{\"pid\":${ProcessHandle.current().pid()},\"state\":\"$phase\",\"workers\":$count,\"serving\":${serving()}," +
