@@ -120,8 +120,8 @@ public class PipeReader internal constructor(
 
     /** Closes the pipe, whichever way it is read. */
     internal fun close() {
-        // A stream read to its end is closed already; cancelling it anyway would make an exception, stack trace and all.
-        if (!channel.isClosedForReceive) channel.cancel()
+        // A stream read to its end here is closed already; cancelling it anyway would make an exception, stack trace and all.
+        if (!closed) channel.cancel()
         val taken = synchronized(this) {
             shut = true
             stream

@@ -1,8 +1,8 @@
 package dev.prefork.supervisor
 
 import dev.prefork.ExitStatus
-import dev.prefork.PipeReader
 import dev.prefork.ForkOptions
+import dev.prefork.PipeReader
 import dev.prefork.Subprocess
 import dev.prefork.TooManyRestartsException
 import dev.prefork.WORKER_VARIABLE_PREFIX
@@ -235,7 +235,7 @@ internal class Supervisor(
                             logger.warn { "start-up archive: the training JVM (pid ${event.trainer.pid}) did not reach forkProcesses within ${options.readyTimeout}; stopping it" }
                             event.trainer.process.terminate()
                         }
-                        Event.Watchdog -> systemd?.send("WATCHDOG=1")
+                        Event.Watchdog -> if (!handedOver) systemd?.send("WATCHDOG=1")
                         is Event.Signaled -> when (event.name) {
                             "HUP" -> if (rolling?.isActive != true) rolling = launch { rollingRestart() }
                             "USR2" -> if (upgrade?.isActive == true) {
@@ -689,7 +689,7 @@ internal class Supervisor(
         val pipe = Fds.pipe()
         val successor = try {
             spawnSuccessor(pipe[1])
-        } catch (e: IOException) {
+        } catch (e: Exception) { // the spawn's IOException, or this JVM's command line unreadable
             Fds.closeQuietly(pipe[0])
             logger.error(e) { "SIGUSR2: cannot start a new supervisor; this one keeps serving" }
             return
@@ -727,7 +727,10 @@ internal class Supervisor(
 
     /** The new supervisor: this JVM's command line, [readyFd] as its fd 3, the shared sockets from fd 4 up. */
     private fun spawnSuccessor(readyFd: Int): Subprocess {
-        val environment = System.getenv().filterKeys { !it.startsWith(WORKER_VARIABLE_PREFIX) && it !in SocketActivation.VARIABLES } + mapOf(
+        // NOTIFY_SOCKET and WATCHDOG_USEC stay: the new supervisor is the service's main process once it says MAINPID=.
+        val environment = System.getenv().filterKeys {
+            !it.startsWith(WORKER_VARIABLE_PREFIX) && it !in SocketActivation.VARIABLES && it != "WATCHDOG_PID"
+        } + mapOf(
             Upgrade.SOCKETS to successorGroups,
             Upgrade.READY to checkNotNull(WorkerEnvironment.fdTarget(readyFd)) { "cannot read /proc/self/fd/$readyFd" },
         )
