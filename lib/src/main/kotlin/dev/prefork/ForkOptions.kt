@@ -305,6 +305,19 @@ public sealed class WorkerEvent(
         override fun toString(): String = "child $id (pid $pid) $status" + if (restarting) ", restarting" else ""
     }
 
+    /** Worker [id] was added to the pool (SIGTTIN, or [dev.prefork.addWorker]) and runs as [pid]. */
+    public class Added internal constructor(id: Int, pid: Long) : WorkerEvent(id, pid) {
+        override fun toString(): String = "child $id (pid $pid) added"
+    }
+
+    /**
+     * Worker [id], the highest, was taken out of the pool (SIGTTOU, or [dev.prefork.removeWorker])
+     * and is stopped gracefully; [pid] is -1 when it was not running (a restart was pending).
+     */
+    public class Removed internal constructor(id: Int, pid: Long) : WorkerEvent(id, pid) {
+        override fun toString(): String = "child $id (pid $pid) removed"
+    }
+
     public companion object {
         /** The [id] of a spare's events: it has no task id yet. */
         public const val NO_ID: Int = -1

@@ -42,4 +42,12 @@ public object Prefork {
         backlog: Int = 128,
         reusePort: Boolean = false,
     ): List<ServerSocketChannel> = dev.prefork.bindSockets(port, address, backlog, reusePort)
+
+    /** One worker more, from code in the supervisor process; see [dev.prefork.addWorker]. */
+    @JvmStatic
+    public fun addWorker(): Unit = dev.prefork.addWorker()
+
+    /** One worker fewer (the highest id, stopped gracefully); see [dev.prefork.removeWorker]. */
+    @JvmStatic
+    public fun removeWorker(): Unit = dev.prefork.removeWorker()
 }

@@ -107,3 +107,24 @@ public fun bindSockets(
     backlog: Int = 128,
     reusePort: Boolean = false,
 ): List<ServerSocketChannel> = Sockets.bind(port, address, backlog, reusePort)
+
+/**
+ * In the supervisor process (from a [WorkerListener], or any thread of it once
+ * `forkProcesses` started the workers): one worker more, as SIGTTIN does. The new worker gets
+ * the next id (task ids stay `0 until n`); a spare takes it when there is one.
+ *
+ * @throws IllegalStateException outside a running supervisor.
+ */
+public fun addWorker(): Unit = runningSupervisor("addWorker").resize(1)
+
+/**
+ * In the supervisor process: one worker fewer, as SIGTTOU does. The worker with the highest id
+ * leaves the pool and is stopped gracefully (it stops accepting and drains, as in a rolling
+ * restart); the last worker is never removed.
+ *
+ * @throws IllegalStateException outside a running supervisor.
+ */
+public fun removeWorker(): Unit = runningSupervisor("removeWorker").resize(-1)
+
+private fun runningSupervisor(call: String): Supervisor =
+    checkNotNull(Supervisor.running) { "$call: no supervisor runs in this process (it must be called after forkProcesses started the workers, in the supervisor)" }

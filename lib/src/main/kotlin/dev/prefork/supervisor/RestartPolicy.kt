@@ -126,6 +126,19 @@ internal data class RestartPolicy(
         )
     }
 
+    /** Worker [id] was added (SIGTTIN): alive from now on; no restart is counted. */
+    fun onAdded(state: SupervisorState, id: Int): SupervisorState {
+        require(id >= 0 && id !in state.alive) { "worker $id is alive already: ${state.alive}" }
+        return state.copy(alive = state.alive + id, retired = state.retired - id, consecutiveFailures = state.consecutiveFailures - id)
+    }
+
+    /** Worker [id] was removed (SIGTTOU): no longer alive, so its exit decides nothing; the last one stays. */
+    fun onRemoved(state: SupervisorState, id: Int): SupervisorState {
+        require(id in state.alive) { "worker $id is not alive: ${state.alive}" }
+        require(state.alive.size > 1) { "worker $id is the last one alive" }
+        return state.copy(alive = state.alive - id, consecutiveFailures = state.consecutiveFailures - id)
+    }
+
     /** `min(initial * 2^(k-1), max)` for the k-th consecutive failure, without overflowing. */
     fun backoffDelayNanos(k: Int): Long {
         require(k >= 1) { "k < 1: $k" }

@@ -46,7 +46,8 @@ private val logger = KotlinLogging.logger {}
  */
 internal class Supervisor(
     private val options: ForkOptions,
-    private val count: Int,
+    /** How many workers there are to be: [ForkOptions.numProcesses], then changed by SIGTTIN/SIGTTOU. */
+    private var count: Int,
     private val command: List<String>,
     socketGroups: List<Pair<List<ServerSocketChannel>, Boolean>>,
 ) {
@@ -167,6 +168,9 @@ internal class Supervisor(
         /** It said it is ready (set on the supervisor's thread, as [ready] completes true). */
         var serving = false
 
+        /** Taken out of the pool by SIGTTOU: its exit ends it. */
+        var removed = false
+
         /** During a rolling restart, the worker this one replaces until it said it is ready. */
         var replacing: Child? = null
     }
@@ -179,6 +183,8 @@ internal class Supervisor(
         data object FirstReady : Event
         class TrainingTimedOut(val trainer: Child) : Event
         class Signaled(val name: String) : Event
+        /** One worker more ([by] 1) or fewer (-1), from a signal or from code in this process. */
+        class Resize(val by: Int) : Event
         /** Time to tell systemd's watchdog that the event loop runs. */
         data object Watchdog : Event
     }
@@ -188,6 +194,7 @@ internal class Supervisor(
         coroutineScope {
             scope = this
             val previousHandlers = installSignalHandlers()
+            running = this@Supervisor
             logger.info { "Starting $count processes" }
             notify("STATUS=starting $count workers")
             if (ProcessHandle.current().pid() == 1L) scope.launch { OrphanReaper.run() }
@@ -217,7 +224,8 @@ internal class Supervisor(
                 for (event in events) {
                     when (event) {
                         is Event.Exited -> state = exited(event, state) ?: continue
-                        is Event.StartDue -> if (!stopping) replace(event.id)
+                        // A restart due for an id that SIGTTOU removed, or that SIGTTIN has started again since, is void.
+                        is Event.StartDue -> if (!stopping && event.id < count && current[event.id] == null) replace(event.id)
                         Event.SpareDue -> if (!stopping && spares.size < spareCount) startSpare()
                         Event.FirstReady -> if (!stopping) {
                             phase = "serving"
@@ -236,8 +244,11 @@ internal class Supervisor(
                             event.trainer.process.terminate()
                         }
                         Event.Watchdog -> if (!handedOver) systemd?.send("WATCHDOG=1")
+                        is Event.Resize -> if (!stopping) state = if (event.by > 0) addWorker(state) else removeWorker(state)
                         is Event.Signaled -> when (event.name) {
                             "HUP" -> if (rolling?.isActive != true) rolling = launch { rollingRestart() }
+                            "TTIN" -> if (!stopping) state = addWorker(state)
+                            "TTOU" -> if (!stopping) state = removeWorker(state)
                             "USR2" -> if (upgrade?.isActive == true) {
                                 logger.warn { "SIGUSR2: an upgrade is already under way" }
                             } else if (!stopping) {
@@ -264,6 +275,7 @@ internal class Supervisor(
                 withContext(NonCancellable) { stopAll() }
                 throw e
             } finally {
+                running = null
                 // Only reached on the way to an exception: give SIGTERM/SIGINT back to the JVM.
                 previousHandlers.forEach { (signal, handler) -> Signal.handle(signal, handler) }
                 Fds.closeQuietly(watchPipe[0])
@@ -278,7 +290,7 @@ internal class Supervisor(
      * the JVM refuses them: the supervisor then runs without those features and says so.
      */
     private fun installSignalHandlers(): Map<Signal, sun.misc.SignalHandler> =
-        listOf("TERM", "INT", "HUP", "USR2").mapNotNull { name ->
+        listOf("TERM", "INT", "HUP", "USR2", "TTIN", "TTOU").mapNotNull { name ->
             val signal = Signal(name)
             try {
                 val previous = Signal.handle(signal) { events.trySend(Event.Signaled(name)) }
@@ -310,7 +322,7 @@ internal class Supervisor(
         }
         if (current[worker.id] !== worker) {
             leaving -= worker
-            logger.info { "child ${worker.id} (pid ${worker.pid}) $status, replaced" }
+            logger.info { "child ${worker.id} (pid ${worker.pid}) $status, " + if (worker.removed) "removed" else "replaced" }
             options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
             return null
         }
@@ -672,6 +684,7 @@ internal class Supervisor(
     private fun feature(signal: String) = when (signal) {
         "HUP" -> "rolling restart"
         "USR2" -> "upgrade of the supervisor"
+        "TTIN", "TTOU" -> "resizing"
         else -> "graceful stop"
     }
 
@@ -739,6 +752,48 @@ internal class Supervisor(
         return builder.startDetached()
     }
 
+    /** SIGTTIN: worker `count` is started (a spare takes it when there is one); ids stay `0 until count`. */
+    private fun addWorker(state: SupervisorState): SupervisorState {
+        val id = count
+        val worker = try {
+            replace(id)
+        } catch (e: IOException) {
+            logger.error(e) { "SIGTTIN: cannot start child $id; still $count workers" }
+            return state
+        }
+        count++
+        logger.info { "SIGTTIN: child $id (pid ${worker.pid}) added, $count workers" }
+        options.listener?.onEvent(WorkerEvent.Added(id, worker.pid))
+        notify(status())
+        return policy.onAdded(state, id)
+    }
+
+    /** SIGTTOU: the highest id leaves the pool and is stopped gracefully, as a rolling restart stops a worker; the last one stays. */
+    private fun removeWorker(state: SupervisorState): SupervisorState {
+        val id = count - 1
+        if (count <= 1 || (id in state.alive && state.alive.size <= 1)) {
+            logger.warn { "SIGTTOU: the last worker is not removed" }
+            return state
+        }
+        count--
+        val worker = current.remove(id)
+        logger.info { "SIGTTOU: child $id" + (worker?.let { " (pid ${it.pid})" } ?: "") + " removed, $count workers" }
+        options.listener?.onEvent(WorkerEvent.Removed(id, worker?.pid ?: -1))
+        if (worker != null) {
+            worker.removed = true
+            leaving += worker
+            scope.launch { stop(listOf(worker)) }
+        }
+        notify(status())
+        // A worker that retired (exited 0) is no longer alive: there is nothing to take out of the policy's books.
+        return if (id in state.alive) policy.onRemoved(state, id) else state
+    }
+
+    /** From code in this process ([dev.prefork.addWorker], [dev.prefork.removeWorker]): the same as the signals. */
+    fun resize(by: Int) {
+        events.trySend(Event.Resize(by))
+    }
+
     /** A change of state: one datagram to systemd when it listens, and the status file when there is one. */
     private fun notify(vararg assignments: String) {
         if (handedOver) return // the new supervisor speaks for the service now
@@ -758,18 +813,23 @@ internal class Supervisor(
             (if (spares.isNotEmpty()) ", ${spares.size} spares" else "")
     }
 
-    private companion object {
-        const val WATCH_FD = 3
-        const val READY_FD = 4
-        const val FIRST_SOCKET_FD = 5
+    companion object {
+        /** The supervisor running in this process, once its workers are started; null otherwise. */
+        @Volatile
+        var running: Supervisor? = null
+            private set
+
+        private const val WATCH_FD = 3
+        private const val READY_FD = 4
+        private const val FIRST_SOCKET_FD = 5
 
         /** The id of a spare until it takes one over. */
-        const val SPARE = -1
-        const val SPARE_RETRY_MILLIS = 1_000L
-        const val SPARE_REFILL_MILLIS = 1_000L
-        const val SPARE_RETRY_MAX_MILLIS = 30_000L
-        val NEWLINE = "\n".toByteArray()
-        val READY_LINE = "ready\n".toByteArray()
-        val SPARE_LINE = "spare\n".toByteArray()
+        private const val SPARE = -1
+        private const val SPARE_RETRY_MILLIS = 1_000L
+        private const val SPARE_REFILL_MILLIS = 1_000L
+        private const val SPARE_RETRY_MAX_MILLIS = 30_000L
+        private val NEWLINE = "\n".toByteArray()
+        private val READY_LINE = "ready\n".toByteArray()
+        private val SPARE_LINE = "spare\n".toByteArray()
     }
 }

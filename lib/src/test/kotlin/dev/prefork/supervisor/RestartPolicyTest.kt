@@ -137,6 +137,25 @@ class RestartPolicyTest : FunSpec({
         s2.done shouldBe false
     }
 
+    test("resizing: an added id is alive and restarted like the others; a removed one decides nothing, and the last stays") {
+        val policy = RestartPolicy(maxRestarts = 1)
+        val grown = policy.onAdded(policy.initial(2), 2)
+        grown.alive shouldBe setOf(0, 1, 2)
+        grown.restarts shouldBe 0
+        policy.onExit(grown, 2, clean = false, ranForNanos = 0, nowNanos = 0).first shouldBe Restart(2, 0)
+        shouldThrow<IllegalArgumentException> { policy.onAdded(grown, 1) }
+        val shrunk = policy.onRemoved(grown, 2)
+        shrunk.alive shouldBe setOf(0, 1)
+        shouldThrow<IllegalArgumentException> { policy.onExit(shrunk, 2, clean = false, ranForNanos = 0, nowNanos = 0) }
+        shouldThrow<IllegalArgumentException> { policy.onRemoved(policy.onRemoved(shrunk, 1), 0) }
+        // Removing what failed before clears its backoff: added again, it starts from its first failure.
+        val failing = RestartPolicy(maxRestarts = 10, backoffInitialNanos = 100, backoffMaxNanos = 10_000)
+        var state = failing.initial(2)
+        repeat(3) { state = failing.onExit(state, 1, clean = false, ranForNanos = 0, nowNanos = 0).second }
+        state = failing.onAdded(failing.onRemoved(state, 1), 1)
+        failing.onExit(state, 1, clean = false, ranForNanos = 0, nowNanos = 0).first shouldBe Restart(1, 100)
+    }
+
     test("maxRestarts = 0 gives up at the first abnormal exit") {
         val p = RestartPolicy(maxRestarts = 0)
         p.onExit(p.initial(2), 1, clean = false, ranForNanos = 5, nowNanos = 5).first shouldBe GiveUp
