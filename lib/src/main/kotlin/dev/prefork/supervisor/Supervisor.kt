@@ -780,9 +780,13 @@ internal class Supervisor(
         logger.info { "SIGTTOU: child $id" + (worker?.let { " (pid ${it.pid})" } ?: "") + " removed, $count workers" }
         options.listener?.onEvent(WorkerEvent.Removed(id, worker?.pid ?: -1))
         if (worker != null) {
-            worker.removed = true
-            leaving += worker
-            scope.launch { stop(listOf(worker)) }
+            // Mid rolling restart, the worker it replaces goes too.
+            val leavingNow = listOfNotNull(worker, worker.replacing)
+            leavingNow.forEach {
+                it.removed = true
+                leaving += it
+            }
+            scope.launch { stop(leavingNow) }
         }
         notify(status())
         // A worker that retired (exited 0) is no longer alive: there is nothing to take out of the policy's books.
