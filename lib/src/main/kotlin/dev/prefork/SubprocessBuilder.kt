@@ -5,6 +5,7 @@ import dev.prefork.io.PipeSource
 import dev.prefork.posix.Fds
 import dev.prefork.posix.Linux
 import dev.prefork.posix.Spawn
+import dev.prefork.supervisor.SocketActivation
 import dev.prefork.posix.Wait
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.NonCancellable
@@ -194,7 +195,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
             HashMap(System.getenv()).apply {
                 keys.removeIf {
                     (it.length >= WORKER_VARIABLE_PREFIX.length && it.substring(0, WORKER_VARIABLE_PREFIX.length) == WORKER_VARIABLE_PREFIX) ||
-                        it == "LISTEN_PID" || it == "LISTEN_FDS" || it == "LISTEN_FDNAMES"
+                        it == SocketActivation.LISTEN_PID || it == SocketActivation.LISTEN_FDS || it == SocketActivation.LISTEN_FDNAMES
                 }
             },
         )

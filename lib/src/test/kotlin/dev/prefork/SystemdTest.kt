@@ -50,6 +50,15 @@ class SystemdTest : FunSpec({
         launcher = listOf(SOCKET_ACTIVATE, "-l", "127.0.0.1:$port", "--fdname=web"),
     )
 
+    /** A service that fails in its bindSockets, woken by a first connection: exit 3 and the message on stdout. */
+    fun failsToBind(port: Int, asked: Int, addOpens: Boolean, message: String) {
+        activated(port, asked, addOpens).use { f ->
+            thread(isDaemon = true) { runCatching { wake(port, "/") } }
+            f.exitCode(60) shouldBe 3
+            f.stdout() shouldContain "bindSockets failed: $message"
+        }
+    }
+
     beforeSpec {
         check(ProcessBuilder("sh", "-c", "command -v $SOCKET_ACTIVATE").start().waitFor() == 0) {
             "$SOCKET_ACTIVATE is not installed (Debian package systemd): these tests need it"
@@ -86,24 +95,19 @@ class SystemdTest : FunSpec({
     test("an activation with no socket for the address asked is an error naming both") {
         val port = freePort()
         val other = freePort()
-        activated(port, other).use { f ->
-            thread(isDaemon = true) { runCatching { wake(port, "/") } }
-            f.exitCode(60) shouldBe 3
-            f.stdout() shouldContain
-                "bindSockets failed: bindSockets($other, \"127.0.0.1\"): systemd passed no socket for 127.0.0.1:$other; " +
-                "it passed fd 3 \"web\" 127.0.0.1:$port (LISTEN_FDS=1)"
-        }
+        failsToBind(
+            port, other, addOpens = true,
+            "bindSockets($other, \"127.0.0.1\"): systemd passed no socket for 127.0.0.1:$other; it passed fd 3 \"web\" 127.0.0.1:$port (LISTEN_FDS=1)",
+        )
     }
 
     test("without --add-opens for sun.nio.ch the supervisor cannot adopt the socket, and says which flag it needs") {
         val port = freePort()
-        activated(port, port, addOpens = false).use { f ->
-            thread(isDaemon = true) { runCatching { wake(port, "/") } }
-            f.exitCode(60) shouldBe 3
-            f.stdout() shouldContain
-                "bindSockets failed: bindSockets($port, \"127.0.0.1\"): cannot adopt the socket systemd passed " +
-                "(fd 3 \"web\" 127.0.0.1:$port): this JVM needs --add-opens=java.base/sun.nio.ch=ALL-UNNAMED on its command line"
-        }
+        failsToBind(
+            port, port, addOpens = false,
+            "bindSockets($port, \"127.0.0.1\"): cannot adopt the socket systemd passed " +
+                "(fd 3 \"web\" 127.0.0.1:$port): this JVM needs --add-opens=java.base/sun.nio.ch=ALL-UNNAMED on its command line",
+        )
     }
 
     test("sd_notify: READY=1 once every worker serves, RELOADING=1 and READY=1 around SIGHUP, STOPPING=1 on SIGTERM, watchdog pings") {
@@ -165,9 +169,14 @@ class SystemdTest : FunSpec({
                     state() shouldContain Regex("^\\{\"pid\":$supervisor,\"state\":\"serving\",\"workers\":2,\"serving\":2,\"restarting\":0,\"spares\":0,\"updated\":\"[0-9T:Z-]+\"}$")
                 }
                 val worker = f.awaitLine(Regex("worker 0 pid (\\d+)")).groupValues[1].toLong()
+                val before = Files.getLastModifiedTime(file)
                 dev.prefork.testing.kill(worker, 9)
                 f.awaitLine(Regex("worker 0 pid (\\d+)"))
-                eventually(30.seconds) { state() shouldContain "\"serving\":2," }
+                // Rewritten at the exit and at the replacement's ready: a newer file that says serving 2 again.
+                eventually(30.seconds) {
+                    state() shouldContain "\"serving\":2,"
+                    (Files.getLastModifiedTime(file) > before) shouldBe true
+                }
                 f.stderr() shouldContain "child 0 (pid $worker) killed by signal 9, restarting"
                 f.signal(15)
                 f.exitCode(60) shouldBe 0

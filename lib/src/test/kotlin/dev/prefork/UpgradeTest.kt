@@ -63,6 +63,26 @@ class UpgradeTest : FunSpec({
         }
     }
 
+    test("a graceful stop during an upgrade stops the new supervisor too") {
+        val marker = Files.createTempFile("prefork-upgrade", ".broken")
+        Files.writeString(marker, "hang")
+        var successor: Long? = null
+        try {
+            FixtureJvm(FIXTURE, listOf("upgradable", marker.toString())).use { f ->
+                f.awaitLine(Regex("supervisor pid (\\d+) port (\\d+)"))
+                repeat(2) { f.awaitLine(Regex("worker \\d pid (\\d+)")) }
+                f.signal(SIGUSR2)
+                successor = f.awaitLine(Regex("new supervisor pid (\\d+) hangs"), seconds = 60).groupValues[1].toLong()
+                f.signal(15)
+                f.exitCode(60) shouldBe 0
+                ProcFs.alive(successor!!) shouldBe false
+            }
+        } finally {
+            stopOrphan(successor)
+            Files.deleteIfExists(marker)
+        }
+    }
+
     test("a new supervisor that fails to start leaves the old one serving, and the log says why") {
         val marker = Files.createTempFile("prefork-upgrade", ".broken")
         try {

@@ -90,6 +90,8 @@ private object Announcer : WorkerListener {
             is WorkerEvent.SpareStarted -> "spare-started"
             is WorkerEvent.SpareReady -> "spare-ready"
             is WorkerEvent.SpareExited -> "spare-exited"
+            is WorkerEvent.Added -> "added"
+            is WorkerEvent.Removed -> "removed"
         }
         say("event", kind, event.id, event.pid, "at", epochMicros())
     }

@@ -73,7 +73,7 @@ internal object SpawnBenchmark : Benchmark {
     /** Compiles `spawn-floor.c` into [directory]; null where there is no `cc`. */
     private fun compileFloor(directory: Path): Path? {
         val source = directory.resolve("spawn-floor.c")
-        javaClass.getResourceAsStream("spawn-floor.c")!!.use { Files.copy(it, source) }
+        checkNotNull(javaClass.getResourceAsStream("spawn-floor.c")) { "spawn-floor.c is not in the benchmark's jar" }.use { Files.copy(it, source) }
         val program = directory.resolve("spawn-floor")
         val cc = try {
             ProcessBuilder("cc", "-O2", "-o", program.toString(), source.toString()).redirectErrorStream(true).start()

@@ -9,6 +9,7 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.SendChannel
 import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
 import java.io.IOException
 
 /**
@@ -31,8 +32,8 @@ internal class PipeSink(private val fd: Int, private val reactor: Reactor, priva
 
     /**
      * Starts pumping; runs on the caller's thread until the first wait for data. Unconfined: a
-     * chunk is written on the thread that sent it, or once the pipe has room on the reactor thread
-     * (non-blocking writes, at most what the pipe holds), and the close on the thread that closed.
+     * chunk is written on the thread that sent it while the pipe has room, and the close happens
+     * on the thread that closed; once the pipe was full, the writes go on on the IO pool.
      */
     fun start() {
         Background.launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) { pump() }
@@ -51,7 +52,8 @@ internal class PipeSink(private val fd: Int, private val reactor: Reactor, priva
                 while (offset < chunk.size) {
                     // Straight from the caller's array: the kernel's copy is the only one.
                     val written = Fds.write(fd, chunk, offset, minOf(SEGMENT, chunk.size - offset)) { name }
-                    if (written == 0) readiness.await(Linux.EPOLLOUT) else offset += written
+                    // Resumed on the IO pool: a reader that keeps up would otherwise keep the reactor thread writing.
+                    if (written == 0) withContext(Dispatchers.IO) { readiness.await(Linux.EPOLLOUT) } else offset += written
                 }
             }
         } catch (e: IOException) {

@@ -94,6 +94,7 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
     private suspend fun pump() {
         val readiness = reactor.readiness(fd)
         var failure: Throwable? = null
+        var ended = false
         try {
             while (!handingOver) {
                 readiness.await(Linux.EPOLLIN)
@@ -121,9 +122,6 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
             channel.close(failure?.takeUnless { it is CancellationException })
         }
     }
-
-    /** Whether the stream reached its end; set by the pump only. */
-    private var ended = false
 
     /** The chunk size of a flowing stream: a pipe's, or [BULK_CHUNK] once the stream proved bulk. */
     private var chunk = DEFAULT_PIPE

@@ -34,16 +34,14 @@ internal class JffiPosix : Posix {
     private val memory: MemoryIO = MemoryIO.getInstance()
     private val lastError: LastError = LastError.getInstance()
 
-    /** The call shape of each arity, made when first used (a spawn without pipes needs four of them). */
-    private val contexts = arrayOfNulls<CallContext>(MAX_ARITY + 1)
-
-    private fun context(arity: Int): CallContext = contexts[arity]
-        ?: CallContext.getCallContext(Type.SINT64, Array(arity) { Type.SINT64 }, CallingConvention.DEFAULT, true)
-            .also { contexts[arity] = it }
+    /** The call shape of each arity (64-bit integers in and out, errno saved), shared by the functions of that arity. */
+    private val contexts = Array(MAX_ARITY + 1) { arity ->
+        CallContext.getCallContext(Type.SINT64, Array(arity) { Type.SINT64 }, CallingConvention.DEFAULT, true)
+    }
 
     /** A C function of this library, its symbol looked up at the first call. */
     private inner class Function(private val symbol: String, arity: Int) {
-        val context: CallContext = context(arity)
+        val context: CallContext = contexts[arity]
 
         /** 0 until looked up; [MISSING] where the C library lacks the symbol. */
         @Volatile private var resolved = 0L

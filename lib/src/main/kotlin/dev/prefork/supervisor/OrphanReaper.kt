@@ -26,10 +26,11 @@ internal object OrphanReaper {
 
     suspend fun run(): Nothing {
         logger.info { "running as PID 1: orphaned processes of this container are reaped" }
+        val self = ProcessHandle.current().pid()
         var previous = emptySet<Int>()
         while (true) {
             delay(INTERVAL_MILLIS)
-            val zombies = zombieChildren()
+            val zombies = zombieChildren(self)
             for (pid in zombies) {
                 if (pid !in previous || Reactor.shared.isWatching(pid)) continue
                 try {
@@ -42,9 +43,8 @@ internal object OrphanReaper {
         }
     }
 
-    /** Pids of this process's children that are zombies, from `/proc/<pid>/stat`. */
-    private fun zombieChildren(): Set<Int> {
-        val self = ProcessHandle.current().pid()
+    /** Pids of the children of [self] (this process) that are zombies, from `/proc/<pid>/stat`. */
+    private fun zombieChildren(self: Long): Set<Int> {
         val found = HashSet<Int>()
         for (entry in File("/proc").list() ?: return found) {
             val pid = entry.toIntOrNull() ?: continue

@@ -2,7 +2,6 @@ package dev.prefork.supervisor
 
 import dev.prefork.posix.Fds
 import io.github.oshai.kotlinlogging.KotlinLogging
-import java.net.Inet6Address
 import java.net.InetAddress
 import java.net.InetSocketAddress
 import java.nio.channels.ServerSocketChannel
@@ -22,8 +21,11 @@ private val logger = KotlinLogging.logger {}
  * manifest); without it, the first activated `bindSockets` fails and says so.
  */
 internal object SocketActivation {
-    /** The variables of the protocol, which no worker or child may inherit. */
-    val VARIABLES = listOf("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+    /** The variables of the protocol, which no worker or child may inherit (constants: a spawn's environment names them without loading this class). */
+    const val LISTEN_PID = "LISTEN_PID"
+    const val LISTEN_FDS = "LISTEN_FDS"
+    const val LISTEN_FDNAMES = "LISTEN_FDNAMES"
+    val VARIABLES = listOf(LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES)
 
     private const val FIRST_FD = 3
 
@@ -31,17 +33,18 @@ internal object SocketActivation {
     class Activated(val fd: Int, val name: String?, val local: InetSocketAddress?, val inet6: Boolean) {
         var taken = false
 
-        override fun toString(): String = "fd $fd" + (name?.let { " \"$it\"" } ?: "") + " " + (local?.let(::describe) ?: "(not a listening TCP socket)")
+        override fun toString(): String =
+            "fd $fd" + (name?.let { " \"$it\"" } ?: "") + " " + (local?.let { Sockets.describe(it.address, it.port) } ?: "(not a listening TCP socket)")
     }
 
     /** What systemd passed this process; empty when it was not socket-activated (or the variables are another process's). */
     val sockets: List<Activated> by lazy(::parse)
 
     private fun parse(): List<Activated> {
-        val pid = System.getenv("LISTEN_PID")?.toLongOrNull() ?: return emptyList()
+        val pid = System.getenv(LISTEN_PID)?.toLongOrNull() ?: return emptyList()
         if (pid != ProcessHandle.current().pid()) return emptyList() // inherited from a parent that was activated
-        val count = System.getenv("LISTEN_FDS")?.toIntOrNull()?.takeIf { it > 0 } ?: return emptyList()
-        val names = System.getenv("LISTEN_FDNAMES")?.split(':')
+        val count = System.getenv(LISTEN_FDS)?.toIntOrNull()?.takeIf { it > 0 } ?: return emptyList()
+        val names = System.getenv(LISTEN_FDNAMES)?.split(':')
         val listening = ProcNet.entries().filter { it.listening }.associateBy { it.inode }
         return (0 until count).map { i ->
             val fd = FIRST_FD + i
@@ -65,7 +68,7 @@ internal object SocketActivation {
         val matches = addresses.map { wanted ->
             all.firstOrNull { !it.taken && it.local != null && (port == 0 || it.local.port == port) && sameAddress(it.local.address, wanted) }
                 ?: throw IllegalStateException(
-                    "$call: systemd passed no socket for ${wanted?.let { describe(InetSocketAddress(it, port)) } ?: "*:$port"}; " +
+                    "$call: systemd passed no socket for ${Sockets.describe(wanted, port)}; " +
                         "it passed ${all.joinToString()} (LISTEN_FDS=${all.size})",
                 )
         }
@@ -101,9 +104,4 @@ internal object SocketActivation {
     /** The wildcard asks for a socket on all interfaces (0.0.0.0 or ::); any other address for itself, IPv4 also as IPv4-mapped. */
     private fun sameAddress(bound: InetAddress, wanted: InetAddress?): Boolean =
         if (wanted == null) bound.isAnyLocalAddress else bound == wanted
-
-    private fun describe(address: InetSocketAddress): String {
-        val host = address.address.hostAddress
-        return (if (address.address is Inet6Address) "[$host]" else host) + ":" + address.port
-    }
 }

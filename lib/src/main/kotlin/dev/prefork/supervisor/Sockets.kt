@@ -87,6 +87,10 @@ internal object Sockets {
         return channels
     }
 
+    /** `127.0.0.1:8080`, `[::1]:8080`, or `*:8080` for all interfaces ([address] null), as error messages name a socket. */
+    fun describe(address: InetAddress?, port: Int): String =
+        (address?.hostAddress?.let { if (address is Inet6Address) "[$it]" else it } ?: "*") + ":" + port
+
     /** Every address [address] resolves to, as Tornado binds them; null (all interfaces) for none. */
     private fun resolve(address: String?): List<InetAddress?> = if (address == null) {
         listOf(null)
@@ -112,7 +116,7 @@ internal object Sockets {
                 try {
                     channel.bind(target, backlog)
                 } catch (e: IOException) {
-                    val where = "${inet?.hostAddress?.let { if (inet is Inet6Address) "[$it]" else it } ?: "*"}:$nextPort"
+                    val where = describe(inet, nextPort)
                     throw (if (e is BindException) BindException("${e.message}: $where") else IOException("bind $where: ${e.message}"))
                         .apply { initCause(e) }
                 }

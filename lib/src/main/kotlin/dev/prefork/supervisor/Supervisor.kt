@@ -99,6 +99,11 @@ internal class Supervisor(
     private var upgrade: Job? = null
     private var handedOver = false
 
+    /** The new supervisor of an upgrade until it serves: a graceful stop meanwhile stops it too. */
+    private var successor: Subprocess? = null
+
+    private val ownPid = ProcessHandle.current().pid()
+
     /** The supervisor's own scope: every worker's watchers live here, whoever started the worker. */
     private lateinit var scope: CoroutineScope
 
@@ -197,7 +202,7 @@ internal class Supervisor(
             running = this@Supervisor
             logger.info { "Starting $count processes" }
             notify("STATUS=starting $count workers")
-            if (ProcessHandle.current().pid() == 1L) scope.launch { OrphanReaper.run() }
+            if (ownPid == 1L) scope.launch { OrphanReaper.run() }
             systemd?.watchdogMillis?.let { every ->
                 scope.launch {
                     while (true) {
@@ -231,7 +236,7 @@ internal class Supervisor(
                             phase = "serving"
                             if (Upgrade.isSuccessor) {
                                 // systemd follows the new main process (NotifyAccess=all) from this datagram on.
-                                notify("MAINPID=${ProcessHandle.current().pid()}", "READY=1", status())
+                                notify("MAINPID=$ownPid", "READY=1", status())
                                 Upgrade.sayReady()
                             } else {
                                 notify("READY=1", status())
@@ -512,9 +517,7 @@ internal class Supervisor(
      */
     private fun spawn(variables: Map<String, String>, assignFd: Int?, training: Boolean = false): Subprocess {
         // Only the service's main process speaks systemd's protocols: its workers neither notify nor look for activated sockets.
-        val environment = System.getenv().filterKeys {
-            !it.startsWith(WORKER_VARIABLE_PREFIX) && it !in SocketActivation.VARIABLES && it !in SystemdNotify.VARIABLES
-        } + variables + mapOf(
+        val environment = inheritedEnvironment(dropping = SystemdNotify.VARIABLES) + variables + mapOf(
             WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
             WorkerEnvironment.SOCKETS to encodedGroups,
             WorkerEnvironment.WATCH_PIPE to watchPipeTarget,
@@ -648,6 +651,11 @@ internal class Supervisor(
         }
         stopping = true
         rolling?.cancel()
+        // A graceful stop during an upgrade stops the new supervisor too: it must not serve on alone.
+        if (!handedOver) {
+            upgrade?.cancel()
+            stopSuccessor()
+        }
         // New connections are refused from now on, rather than queued for workers that are leaving.
         sharedChannels.forEach { it.close() }
         stop(current.values + leaving + idleJvms())
@@ -695,12 +703,12 @@ internal class Supervisor(
      * stopped, and this one keeps serving.
      */
     private suspend fun upgradeSupervisor() {
-        if (ProcessHandle.current().pid() == 1L) {
+        if (ownPid == 1L) {
             logger.error { "SIGUSR2: as PID 1 this supervisor cannot hand over (its container would end with it): no upgrade; SIGHUP replaces the workers" }
             return
         }
         val pipe = Fds.pipe()
-        val successor = try {
+        val fresh = try {
             spawnSuccessor(pipe[1])
         } catch (e: Exception) { // the spawn's IOException, or this JVM's command line unreadable
             Fds.closeQuietly(pipe[0])
@@ -709,8 +717,16 @@ internal class Supervisor(
         } finally {
             Fds.closeQuietly(pipe[1])
         }
-        logger.info { "SIGUSR2: new supervisor (pid ${successor.pid}) started from the command line; this one serves until its workers do" }
-        val said = PipeReader(PipeSource(pipe[0], Subprocess.reactor, "the upgrade's ready pipe").also { it.start() }, "the upgrade's ready pipe")
+        successor = fresh
+        logger.info { "SIGUSR2: new supervisor (pid ${fresh.pid}) started from the command line; this one serves until its workers do" }
+        val said = try {
+            PipeReader(PipeSource(pipe[0], Subprocess.reactor, "the upgrade's ready pipe").also { it.start() }, "the upgrade's ready pipe")
+        } catch (e: Exception) {
+            Fds.closeQuietly(pipe[0])
+            stopSuccessor()
+            logger.error(e) { "SIGUSR2: cannot read the new supervisor's ready pipe; it is stopped, and this one keeps serving" }
+            return
+        }
         val ready = try {
             withTimeoutOrNull(options.readyTimeout.toMillis()) {
                 try {
@@ -724,26 +740,34 @@ internal class Supervisor(
         }
         if (ready != true) {
             val why = if (ready == null) "was not ready within ${options.readyTimeout}" else "exited before it was ready"
-            successor.terminate()
-            if (withTimeoutOrNull(options.gracefulTimeout.toMillis()) { successor.waitForExit(raiseError = false) } == null) {
-                successor.kill()
-                successor.waitForExit(raiseError = false)
-            }
-            logger.error { "SIGUSR2: the new supervisor (pid ${successor.pid}) $why (${successor.exitStatus}); this one keeps serving" }
+            stopSuccessor()
+            logger.error { "SIGUSR2: the new supervisor (pid ${fresh.pid}) $why (${fresh.exitStatus}); this one keeps serving" }
             return
         }
-        logger.info { "SIGUSR2: the new supervisor (pid ${successor.pid}) serves; stopping this one's ${current.size} workers" }
+        logger.info { "SIGUSR2: the new supervisor (pid ${fresh.pid}) serves; stopping this one's ${current.size} workers" }
+        successor = null
         handedOver = true
         stopAll()
         exitProcess(0)
     }
 
+    /** SIGTERM to an upgrade's new supervisor that is not serving yet, SIGKILL after the graceful timeout; its workers follow it. */
+    private suspend fun stopSuccessor() {
+        val fresh = successor ?: return
+        successor = null
+        withContext(NonCancellable) {
+            runCatching { fresh.terminate() }
+            if (withTimeoutOrNull(options.gracefulTimeout.toMillis()) { fresh.waitForExit(raiseError = false) } == null) {
+                runCatching { fresh.kill() }
+                fresh.waitForExit(raiseError = false)
+            }
+        }
+    }
+
     /** The new supervisor: this JVM's command line, [readyFd] as its fd 3, the shared sockets from fd 4 up. */
     private fun spawnSuccessor(readyFd: Int): Subprocess {
         // NOTIFY_SOCKET and WATCHDOG_USEC stay: the new supervisor is the service's main process once it says MAINPID=.
-        val environment = System.getenv().filterKeys {
-            !it.startsWith(WORKER_VARIABLE_PREFIX) && it !in SocketActivation.VARIABLES && it != "WATCHDOG_PID"
-        } + mapOf(
+        val environment = inheritedEnvironment(dropping = listOf("WATCHDOG_PID")) + mapOf(
             Upgrade.SOCKETS to successorGroups,
             Upgrade.READY to checkNotNull(WorkerEnvironment.fdTarget(readyFd)) { "cannot read /proc/self/fd/$readyFd" },
         )
@@ -803,16 +827,24 @@ internal class Supervisor(
         if (handedOver) return // the new supervisor speaks for the service now
         systemd?.send(assignments.joinToString("\n"))
         statusFile?.write(
-            "{\"pid\":${ProcessHandle.current().pid()},\"state\":\"$phase\",\"workers\":$count,\"serving\":${serving()}," +
-                "\"restarting\":${count - current.size},\"spares\":${spares.size},\"updated\":\"${java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)}\"}",
+            "{\"pid\":$ownPid,\"state\":\"$phase\",\"workers\":$count,\"serving\":${serving()}," +
+                "\"restarting\":${restarting()},\"spares\":${spares.size},\"updated\":\"${java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)}\"}",
         )
     }
 
     private fun serving(): Int = current.values.count { it.serving }
 
+    /** Ids with no worker running: a restart due, or a worker being started. */
+    private fun restarting(): Int = count - current.size
+
+    /** This supervisor's environment for a child JVM: without prefork's worker variables, systemd's activation, or [dropping]. */
+    private fun inheritedEnvironment(dropping: Collection<String>): Map<String, String> = System.getenv().filterKeys {
+        !it.startsWith(WORKER_VARIABLE_PREFIX) && it !in SocketActivation.VARIABLES && it !in dropping
+    }
+
     /** The `STATUS=` line: how many workers serve, and what else is going on. */
     private fun status(): String {
-        val restarting = count - current.size
+        val restarting = restarting()
         return "STATUS=${serving()} of $count workers serving" + (if (restarting > 0) ", $restarting restarting" else "") +
             (if (spares.isNotEmpty()) ", ${spares.size} spares" else "")
     }

@@ -51,8 +51,6 @@ internal class SystemdNotify private constructor(private val socketPath: String)
         }
     }
 
-    fun close() = Fds.closeQuietly(fd)
-
     companion object {
         /** The variables of the protocol, which no worker may inherit. */
         val VARIABLES = listOf("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
