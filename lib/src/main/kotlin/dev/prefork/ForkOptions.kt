@@ -70,6 +70,21 @@ public class ForkOptions private constructor(builder: Builder) {
     @get:JvmName("statusFile")
     public val statusFile: Path? = builder.statusFile
 
+    /** How long a worker may go without a heartbeat before it is stopped and restarted (see [Builder.workerTimeout]); null: never. */
+    @get:JvmName("workerTimeout")
+    public val workerTimeout: Duration? = builder.workerTimeout
+
+    /** A worker whose resident memory passes this many bytes is replaced gracefully (see [Builder.maxWorkerRss]); 0: no limit. */
+    @get:JvmName("maxWorkerRss")
+    public val maxWorkerRss: Long = builder.maxWorkerRss
+
+    /** A worker older than this, plus up to [maxWorkerAgeJitter], is replaced gracefully (see [Builder.maxWorkerAge]); null: no limit. */
+    @get:JvmName("maxWorkerAge")
+    public val maxWorkerAge: Duration? = builder.maxWorkerAge
+
+    @get:JvmName("maxWorkerAgeJitter")
+    public val maxWorkerAgeJitter: Duration = builder.maxWorkerAgeJitter
+
     public fun toBuilder(): Builder = Builder().also {
         it.numProcesses = numProcesses
         it.maxRestarts = maxRestarts
@@ -87,6 +102,10 @@ public class ForkOptions private constructor(builder: Builder) {
         it.startupArchive = startupArchive
         it.startupArchiveDirectory = startupArchiveDirectory
         it.statusFile = statusFile
+        it.workerTimeout = workerTimeout
+        it.maxWorkerRss = maxWorkerRss
+        it.maxWorkerAge = maxWorkerAge
+        it.maxWorkerAgeJitter = maxWorkerAgeJitter
     }
 
     public class Builder internal constructor() {
@@ -106,6 +125,10 @@ public class ForkOptions private constructor(builder: Builder) {
         internal var startupArchive = true
         internal var startupArchiveDirectory: Path? = null
         internal var statusFile: Path? = null
+        internal var workerTimeout: Duration? = null
+        internal var maxWorkerRss = 0L
+        internal var maxWorkerAge: Duration? = null
+        internal var maxWorkerAgeJitter: Duration = Duration.ZERO
 
         public fun numProcesses(n: Int): Builder = apply { numProcesses = n }
 
@@ -241,6 +264,51 @@ public class ForkOptions private constructor(builder: Builder) {
          */
         public fun statusFile(file: Path): Builder = apply { statusFile = file }
 
+        /**
+         * gunicorn's `timeout`: every worker proves it is alive at least this often, and one
+         * silent for longer gets SIGTERM, then SIGKILL after [gracefulTimeout], and is restarted
+         * with its id (an abnormal exit: it counts against [maxRestarts] like a crash); the log
+         * and the listener ([WorkerEvent.TimedOut]) say it timed out. The proof is a heartbeat a
+         * prefork thread in the worker sends every quarter of the timeout (at most every
+         * second) from the moment `forkProcesses` returns in it, so a stopped or frozen JVM is
+         * caught; with a [Worker.healthCheck] it beats only while that check passes, so a
+         * deadlocked server is caught too. Until its first heartbeat a worker has
+         * [readyTimeout] or this timeout, whichever is longer, to start. Default null: no
+         * watchdog. A timeout below 100 ms is refused: a loaded machine delays heartbeats that much.
+         */
+        public fun workerTimeout(timeout: Duration?): Builder = apply {
+            require(timeout == null || timeout >= MIN_WORKER_TIMEOUT) { "workerTimeout < $MIN_WORKER_TIMEOUT: $timeout" }
+            workerTimeout = timeout
+        }
+
+        /**
+         * Puma's and Passenger's memory limit: a worker whose resident set (VmRSS in
+         * `/proc/<pid>/status`, read every second) passes [bytes] is replaced gracefully, the way
+         * a rolling restart replaces one: its replacement serves before it gets SIGTERM and
+         * drains. One worker is replaced at a time; a replacement is not a restart, and
+         * [maxRestarts] does not count it. The listener hears [WorkerEvent.Recycled]. Default 0:
+         * no limit. Set it above what a worker needs once warm, heap included (a JVM's RSS
+         * grows to its committed heap).
+         */
+        public fun maxWorkerRss(bytes: Long): Builder = apply {
+            require(bytes >= 0) { "maxWorkerRss < 0: $bytes" }
+            maxWorkerRss = bytes
+        }
+
+        /**
+         * gunicorn's `max_requests` by the clock: a worker that has served for [age] plus a
+         * random part of [jitter] (drawn for each worker as it starts, so that workers started
+         * together are not replaced together) is replaced gracefully, as [maxWorkerRss] replaces
+         * one, one at a time, never counted against [maxRestarts]. Default null: no limit.
+         */
+        @JvmOverloads
+        public fun maxWorkerAge(age: Duration?, jitter: Duration = Duration.ZERO): Builder = apply {
+            require(age == null || (!age.isNegative && !age.isZero)) { "maxWorkerAge <= 0: $age" }
+            require(!jitter.isNegative) { "maxWorkerAge jitter < 0: $jitter" }
+            maxWorkerAge = age
+            maxWorkerAgeJitter = jitter
+        }
+
         public fun build(): ForkOptions = ForkOptions(this)
     }
 
@@ -248,15 +316,21 @@ public class ForkOptions private constructor(builder: Builder) {
         "ForkOptions(numProcesses=$numProcesses, maxRestarts=$maxRestarts, restartWindow=$restartWindow, " +
             "backoff=$backoffInitial..$backoffMax, gracefulTimeout=$gracefulTimeout, workerCommand=$workerCommand, " +
             "inheritedChannel=$inheritedChannel, explicitReady=$explicitReady, readyTimeout=$readyTimeout, drainTimeout=$drainTimeout, " +
-            "spareWorkers=$spareWorkers, startupArchive=$startupArchive, startupArchiveDirectory=$startupArchiveDirectory, statusFile=$statusFile)"
+            "spareWorkers=$spareWorkers, startupArchive=$startupArchive, startupArchiveDirectory=$startupArchiveDirectory, statusFile=$statusFile, " +
+            "workerTimeout=$workerTimeout, maxWorkerRss=$maxWorkerRss, maxWorkerAge=$maxWorkerAge+$maxWorkerAgeJitter)"
 
     public companion object {
         @JvmStatic
         public fun builder(): Builder = Builder()
+
+        private val MIN_WORKER_TIMEOUT: Duration = Duration.ofMillis(100)
     }
 }
 
-/** A worker's life as the supervisor sees it; see [ForkOptions.Builder.listener]. */
+/**
+ * A worker's life as the supervisor sees it; see [ForkOptions.Builder.listener]. Later versions
+ * may add kinds of event: a `when` over them should end with an `else` branch.
+ */
 public sealed class WorkerEvent(
     /** The worker's task id, in `0 until numProcesses`; [NO_ID] for the events of a spare that has none yet. */
     @get:JvmName("id") public val id: Int,
@@ -318,6 +392,32 @@ public sealed class WorkerEvent(
         override fun toString(): String = "child $id (pid $pid) removed"
     }
 
+    /**
+     * Worker [id] sent no heartbeat for [silentFor], past [ForkOptions.workerTimeout] (stopped,
+     * frozen, or its [Worker.healthCheck] failing): it gets SIGTERM, SIGKILL after the graceful
+     * timeout, and its [Exited] follows, restarting as a crash would.
+     */
+    public class TimedOut internal constructor(
+        id: Int,
+        pid: Long,
+        @get:JvmName("silentFor") public val silentFor: Duration,
+    ) : WorkerEvent(id, pid) {
+        override fun toString(): String = "child $id (pid $pid) timed out, silent for ${silentFor.toMillis()} ms"
+    }
+
+    /**
+     * Worker [id] passed [ForkOptions.maxWorkerRss] or [ForkOptions.maxWorkerAge] ([reason] says
+     * which, and by how much): a replacement with its id is started, and this one is stopped
+     * gracefully once the replacement serves. Not a restart.
+     */
+    public class Recycled internal constructor(
+        id: Int,
+        pid: Long,
+        @get:JvmName("reason") public val reason: String,
+    ) : WorkerEvent(id, pid) {
+        override fun toString(): String = "child $id (pid $pid) recycled: $reason"
+    }
+
     public companion object {
         /** The [id] of a spare's events: it has no task id yet. */
         public const val NO_ID: Int = -1
@@ -326,4 +426,11 @@ public sealed class WorkerEvent(
 
 public fun interface WorkerListener {
     public fun onEvent(event: WorkerEvent)
+}
+
+/** In nanos; a duration past 292 years (`ChronoUnit.FOREVER`, say) is as good as `Long.MAX_VALUE` of them. */
+internal fun Duration.nanosOrMax(): Long = try {
+    toNanos()
+} catch (e: ArithmeticException) {
+    Long.MAX_VALUE
 }

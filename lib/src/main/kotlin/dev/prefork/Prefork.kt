@@ -50,4 +50,8 @@ public object Prefork {
     /** One worker fewer (the highest id, stopped gracefully); see [dev.prefork.removeWorker]. */
     @JvmStatic
     public fun removeWorker(): Unit = dev.prefork.removeWorker()
+
+    /** In the supervisor process: every worker's status ([dev.prefork.workerStatus]). */
+    @JvmStatic
+    public fun workerStatus(): List<WorkerStatus> = dev.prefork.workerStatus()
 }

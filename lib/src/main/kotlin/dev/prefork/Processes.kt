@@ -126,5 +126,14 @@ public fun addWorker(): Unit = runningSupervisor("addWorker").resize(1)
  */
 public fun removeWorker(): Unit = runningSupervisor("removeWorker").resize(-1)
 
+/**
+ * In the supervisor process: every worker's id, pid, uptime, restarts, CPU time and resident
+ * memory, by id, as SIGUSR1 logs them. Safe from any thread of the supervisor, the listener
+ * included; reads `/proc` once per worker.
+ *
+ * @throws IllegalStateException outside a running supervisor.
+ */
+public fun workerStatus(): List<WorkerStatus> = runningSupervisor("workerStatus").workerStatus()
+
 private fun runningSupervisor(call: String): Supervisor =
     checkNotNull(Supervisor.running) { "$call: no supervisor runs in this process (it must be called after forkProcesses started the workers, in the supervisor)" }

@@ -3,6 +3,7 @@ package dev.prefork
 import dev.prefork.supervisor.WorkerRuntime
 import dev.prefork.supervisor.WorkerStop
 import java.time.Duration
+import java.util.function.BooleanSupplier
 
 /**
  * A worker's side of [forkProcesses], for the server that runs in it: when it is serving, and
@@ -88,5 +89,19 @@ public object Worker {
     @JvmStatic
     public fun onDrained(action: Runnable) {
         if (WorkerRuntime.isWorker) WorkerStop.onDrained(action)
+    }
+
+    /**
+     * Sets the check this worker's heartbeat depends on, with [ForkOptions.Builder.workerTimeout]:
+     * before each heartbeat prefork's heartbeat thread calls [check], and sends the heartbeat
+     * only when it returns true. A check that returns false, throws, or never returns (the lock
+     * it takes is deadlocked) keeps the worker silent, and past the timeout the supervisor stops
+     * and restarts it. Ask the server something cheap that needs its working parts: a request
+     * on a loopback connection, a task through its event loop, with a deadline below the
+     * timeout. A later call replaces the check; without a workerTimeout it is never called.
+     */
+    @JvmStatic
+    public fun healthCheck(check: BooleanSupplier) {
+        WorkerRuntime.healthCheck = check
     }
 }

@@ -77,4 +77,35 @@ class PreforkJavaTest {
     assertFalse(Worker.isStopping());
     assertEquals(Duration.ofSeconds(10), Worker.drainTimeout());
   }
+
+  @Test
+  void operatorOptionsAndPolicy() {
+    ForkOptions options = ForkOptions.builder()
+        .numProcesses(2)
+        .maxRestarts(1)
+        .backoff(Duration.ofMillis(100), Duration.ofSeconds(1))
+        .workerTimeout(Duration.ofSeconds(30))
+        .maxWorkerRss(1L << 30)
+        .maxWorkerAge(Duration.ofHours(6), Duration.ofMinutes(30))
+        .build();
+    assertEquals(Duration.ofSeconds(30), options.workerTimeout());
+    assertEquals(1L << 30, options.maxWorkerRss());
+    assertEquals(Duration.ofMinutes(30), options.maxWorkerAgeJitter());
+    assertEquals("workerTimeout < PT0.1S: PT0.05S",
+        assertThrows(IllegalArgumentException.class, () -> ForkOptions.builder().workerTimeout(Duration.ofMillis(50))).getMessage());
+    assertEquals("maxWorkerRss < 0: -1",
+        assertThrows(IllegalArgumentException.class, () -> ForkOptions.builder().maxWorkerRss(-1)).getMessage());
+    // The supervisor's own restart decision, driven by a test's clock.
+    RestartPolicy policy = RestartPolicy.of(options);
+    assertEquals(1, policy.maxRestarts());
+    RestartState state = policy.initial(options.numProcesses());
+    RestartStep first = policy.onExit(state, 1, false, 5_000_000L, 0L);
+    assertEquals(new RestartDecision.Restart(1, 100_000_000L), first.decision());
+    RestartStep second = policy.onExit(first.state(), 1, false, 5_000_000L, 200_000_000L);
+    assertTrue(second.decision() instanceof RestartDecision.GiveUp);
+    assertTrue(second.state().gaveUp());
+    assertFalse(second.state().done());
+    // Worker.healthCheck is a no-op outside a worker's timeout: it is set, never called here.
+    Worker.healthCheck(() -> { throw new AssertionError("never runs outside a worker"); });
+  }
 }

@@ -92,6 +92,8 @@ private object Announcer : WorkerListener {
             is WorkerEvent.SpareExited -> "spare-exited"
             is WorkerEvent.Added -> "added"
             is WorkerEvent.Removed -> "removed"
+            is WorkerEvent.TimedOut -> "timed-out"
+            is WorkerEvent.Recycled -> "recycled"
         }
         say("event", kind, event.id, event.pid, "at", epochMicros())
     }

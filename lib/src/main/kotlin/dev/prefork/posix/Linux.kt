@@ -51,4 +51,5 @@ internal object Linux {
 
     const val SIGKILL = 9
     const val SIGTERM = 15
+    const val SIGCONT = 18
 }

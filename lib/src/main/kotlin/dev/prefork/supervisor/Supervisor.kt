@@ -3,12 +3,18 @@ package dev.prefork.supervisor
 import dev.prefork.ExitStatus
 import dev.prefork.ForkOptions
 import dev.prefork.PipeReader
+import dev.prefork.RestartDecision
+import dev.prefork.RestartPolicy
+import dev.prefork.RestartState
 import dev.prefork.Subprocess
 import dev.prefork.TooManyRestartsException
 import dev.prefork.WORKER_VARIABLE_PREFIX
 import dev.prefork.WorkerEvent
+import dev.prefork.WorkerStatus
 import dev.prefork.io.PipeSource
+import dev.prefork.nanosOrMax
 import dev.prefork.posix.Fds
+import dev.prefork.posix.Linux
 import io.github.oshai.kotlinlogging.KotlinLogging
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.CoroutineScope
@@ -27,6 +33,9 @@ import sun.misc.Signal
 import java.io.EOFException
 import java.io.IOException
 import java.nio.channels.ServerSocketChannel
+import java.time.Duration
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.ThreadLocalRandom
 import kotlin.system.exitProcess
 
 private val logger = KotlinLogging.logger {}
@@ -51,14 +60,13 @@ internal class Supervisor(
     private val command: List<String>,
     socketGroups: List<Pair<List<ServerSocketChannel>, Boolean>>,
 ) {
-    private val policy = RestartPolicy(
-        maxRestarts = options.maxRestarts,
-        restartWindowNanos = options.restartWindow?.toNanos(),
-        backoffInitialNanos = options.backoffInitial.toNanos(),
-        backoffMaxNanos = options.backoffMax.toNanos(),
-    )
+    private val policy = RestartPolicy.of(options)
     private val events = Channel<Event>(Channel.UNLIMITED)
-    private val current = HashMap<Int, Child>()
+    /** The pool by id; concurrent only so that [workerStatus] can read it from any thread. */
+    private val current = ConcurrentHashMap<Int, Child>()
+
+    /** Restarts per id over the supervisor's life (for [workerStatus]); read from any thread too. */
+    private val restartsById = ConcurrentHashMap<Int, Int>()
     private val leaving = HashSet<Child>()
 
     /** Spares not assigned yet, oldest first. */
@@ -94,6 +102,14 @@ internal class Supervisor(
     private var trainer: Child? = null
     private var stopping = false
     private var rolling: Job? = null
+
+    /** The replacement of a worker past [ForkOptions.maxWorkerRss] or [ForkOptions.maxWorkerAge], while it runs: one at a time. */
+    private var recycling: Job? = null
+
+    /** [ForkOptions.workerTimeout], and how often workers are told to beat: a quarter of it, at most every second. */
+    private val timeoutNanos: Long? = options.workerTimeout?.nanosOrMax()
+    private val heartbeatMillis: Long? = options.workerTimeout?.let { (it.toMillis() / 4).coerceIn(MIN_HEARTBEAT_MILLIS, MAX_CHECK_MILLIS) }
+    private val ageNanos: Long? = options.maxWorkerAge?.nanosOrMax()
 
     /** SIGUSR2's new supervisor while it starts; [handedOver] once it serves and this one is on its way out. */
     private var upgrade: Job? = null
@@ -162,15 +178,29 @@ internal class Supervisor(
      * A worker, or a spare ([id] is [SPARE] until it takes one over; [assignFd] is this
      * process's end of its assignment pipe until then).
      */
-    private class Child(var id: Int, val process: Subprocess, var startedNanos: Long, var assignFd: Int? = null) {
+    private class Child(@Volatile var id: Int, val process: Subprocess, @Volatile var startedNanos: Long, var assignFd: Int? = null) {
         /** True once the worker said it is serving; false if it exited first. */
         val ready = CompletableDeferred<Boolean>()
         val pid: Long get() = process.pid
+
+        /** When it last said anything on its ready pipe (a heartbeat, mostly); null: not yet. */
+        var heardNanos: Long? = null
+
+        /** Stopped for a missed heartbeat: its exit counts as a failure whatever its status. */
+        var timedOut = false
+
+        /** How long it may serve under [ForkOptions.maxWorkerAge], its jitter drawn; null: for ever. */
+        var ageLimitNanos: Long? = null
+
+        /** Replaced for [ForkOptions.maxWorkerRss] or [ForkOptions.maxWorkerAge]; after a failed try, not again before [recycleNotBefore]. */
+        var recycled = false
+        var recycleNotBefore: Long? = null
 
         /** A spare that reached its forkProcesses, where it waits for an id. */
         var waiting = false
 
         /** It said it is ready (set on the supervisor's thread, as [ready] completes true). */
+        @Volatile
         var serving = false
 
         /** Taken out of the pool by SIGTTOU: its exit ends it. */
@@ -192,6 +222,8 @@ internal class Supervisor(
         class Resize(val by: Int) : Event
         /** Time to tell systemd's watchdog that the event loop runs. */
         data object Watchdog : Event
+        /** Time to look for workers past their heartbeat, memory or age limits. */
+        data object Check : Event
     }
 
     @OptIn(ExperimentalCoroutinesApi::class)
@@ -208,6 +240,15 @@ internal class Supervisor(
                     while (true) {
                         events.send(Event.Watchdog)
                         delay(every)
+                    }
+                }
+            }
+            if (timeoutNanos != null || options.maxWorkerRss > 0 || ageNanos != null) {
+                val every = heartbeatMillis ?: MAX_CHECK_MILLIS
+                scope.launch {
+                    while (true) {
+                        delay(every)
+                        events.send(Event.Check)
                     }
                 }
             }
@@ -249,9 +290,21 @@ internal class Supervisor(
                             event.trainer.process.terminate()
                         }
                         Event.Watchdog -> if (!handedOver) systemd?.send("WATCHDOG=1")
+                        Event.Check -> if (!stopping) {
+                            val now = System.nanoTime()
+                            checkHeartbeats(now)
+                            checkRecycling(now)
+                        }
                         is Event.Resize -> if (!stopping) state = if (event.by > 0) addWorker(state) else removeWorker(state)
                         is Event.Signaled -> when (event.name) {
-                            "HUP" -> if (rolling?.isActive != true) rolling = launch { rollingRestart() }
+                            "HUP" -> if (rolling?.isActive != true) {
+                                val recycle = recycling
+                                rolling = launch {
+                                    recycle?.join() // one replacement at a time: the recycled worker's first
+                                    rollingRestart()
+                                }
+                            }
+                            "USR1" -> logStatus()
                             "TTIN" -> if (!stopping) state = addWorker(state)
                             "TTOU" -> if (!stopping) state = removeWorker(state)
                             "USR2" -> if (upgrade?.isActive == true) {
@@ -295,7 +348,7 @@ internal class Supervisor(
      * the JVM refuses them: the supervisor then runs without those features and says so.
      */
     private fun installSignalHandlers(): Map<Signal, sun.misc.SignalHandler> =
-        listOf("TERM", "INT", "HUP", "USR2", "TTIN", "TTOU").mapNotNull { name ->
+        listOf("TERM", "INT", "HUP", "USR1", "USR2", "TTIN", "TTOU").mapNotNull { name ->
             val signal = Signal(name)
             try {
                 val previous = Signal.handle(signal) { events.trySend(Event.Signaled(name)) }
@@ -311,7 +364,7 @@ internal class Supervisor(
         }.toMap()
 
     /** Applies the policy to one exit; null when the exit was of a worker already replaced. */
-    private suspend fun exited(event: Event.Exited, state: SupervisorState): SupervisorState? {
+    private suspend fun exited(event: Event.Exited, state: RestartState): RestartState? {
         val worker = event.worker
         val status = event.status
         if (worker === trainer) {
@@ -327,7 +380,7 @@ internal class Supervisor(
         }
         if (current[worker.id] !== worker) {
             leaving -= worker
-            logger.info { "child ${worker.id} (pid ${worker.pid}) $status, " + if (worker.removed) "removed" else "replaced" }
+            logger.info { "child ${worker.id} (pid ${worker.pid}) $status, " + if (worker.removed) "removed" else if (worker.recycled) "recycled" else "replaced" }
             options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
             return null
         }
@@ -343,13 +396,16 @@ internal class Supervisor(
             return null
         }
         val now = System.nanoTime()
-        val (decision, next) = policy.onExit(state, worker.id, status.returnCode == 0, now - worker.startedNanos, now)
+        // A worker stopped for a missed heartbeat failed, whatever its status says (a JVM that handled SIGTERM exits 143, or even 0).
+        val (decision, next) = policy.onExit(state, worker.id, status.returnCode == 0 && !worker.timedOut, now - worker.startedNanos, now)
         val what = "child ${worker.id} (pid ${worker.pid})"
         when (decision) {
-            is Decision.Restart -> {
+            is RestartDecision.Restart -> {
                 // A spare takes over before anything else is done: every microsecond here is a client's wait.
                 val spare = if (decision.delayNanos == 0L) handOver(worker.id) else null
-                val how = if (status.signal != null) "killed by signal ${status.signal}" else "exited with status ${status.exitCode}"
+                val how = (if (worker.timedOut) "timed out, " else "") +
+                    if (status.signal != null) "killed by signal ${status.signal}" else "exited with status ${status.exitCode}"
+                restartsById.merge(worker.id, 1, Int::plus)
                 logger.warn { "$what $how, restarting" }
                 options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = true))
                 when {
@@ -359,11 +415,11 @@ internal class Supervisor(
                 }
                 notify(status())
             }
-            is Decision.Retire -> {
+            is RestartDecision.Retire -> {
                 logger.info { "$what exited normally" }
                 options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
             }
-            Decision.GiveUp -> {
+            RestartDecision.GiveUp -> {
                 logger.error { "$what $status; too many child restarts, giving up" }
                 phase = "gave-up"
                 notify("STOPPING=1", "STATUS=too many worker restarts, giving up")
@@ -399,6 +455,7 @@ internal class Supervisor(
             }
             spare.id = id
             spare.startedNanos = System.nanoTime()
+            spare.ageLimitNanos = ageLimit()
             current[id] = spare
             return spare
         }
@@ -417,6 +474,7 @@ internal class Supervisor(
     private fun start(id: Int): Child {
         val process = spawn(mapOf(WorkerEnvironment.TASK_ID to id.toString()), assignFd = null)
         val worker = Child(id, process, System.nanoTime())
+        worker.ageLimitNanos = ageLimit()
         current[id] = worker
         options.listener?.onEvent(WorkerEvent.Started(id, process.pid))
         watch(worker)
@@ -525,6 +583,7 @@ internal class Supervisor(
         ) + listOfNotNull(
             (WorkerEnvironment.READY to WorkerRuntime.EXPLICIT).takeIf { options.explicitReady },
             (WorkerEnvironment.INHERITED_CHANNEL to "1").takeIf { inheritedFd != null },
+            heartbeatMillis?.let { WorkerEnvironment.HEARTBEAT_MS to it.toString() },
         )
         // A process group of its own: a terminal's Ctrl-C reaches only the supervisor, which then stops the workers in order.
         val archive = archive
@@ -547,6 +606,8 @@ internal class Supervisor(
             try {
                 while (true) {
                     val line = process.extraReaders[0].readUntil(NEWLINE)
+                    worker.heardNanos = System.nanoTime()
+                    if (line.contentEquals(ALIVE_LINE)) continue
                     if (line.contentEquals(SPARE_LINE)) {
                         if (worker === trainer) {
                             retire(worker)
@@ -556,19 +617,18 @@ internal class Supervisor(
                         spareFailures = 0
                         logger.debug { "spare (pid ${process.pid}) waiting" }
                         if (worker.id == SPARE) options.listener?.onEvent(WorkerEvent.SpareReady(process.pid))
-                    } else if (line.contentEquals(READY_LINE)) {
-                        break
+                    } else if (line.contentEquals(READY_LINE) && !worker.serving) {
+                        worker.serving = true
+                        worker.ready.complete(true)
+                        notify(status())
+                        logger.debug { "child ${worker.id} (pid ${process.pid}) ready" }
+                        options.listener?.onEvent(WorkerEvent.Ready(worker.id, process.pid))
                     }
                 }
             } catch (e: EOFException) {
-                worker.ready.complete(false) // exited before it was ready; the exit event tells the rest
-                return@launch
+                // Heartbeats are read to the end; one that exited before it was ready: the exit event tells the rest.
+                worker.ready.complete(false)
             }
-            worker.serving = true
-            worker.ready.complete(true)
-            notify(status())
-            logger.debug { "child ${worker.id} (pid ${process.pid}) ready" }
-            options.listener?.onEvent(WorkerEvent.Ready(worker.id, process.pid))
         }
         scope.launch {
             process.waitForExit(raiseError = false)
@@ -611,37 +671,146 @@ internal class Supervisor(
         for (id in current.keys.sorted()) {
             if (stopping) return
             val old = current[id] ?: continue
-            val fresh = try {
-                replace(id)
-            } catch (e: IOException) {
-                logger.error(e) { "rolling restart stopped: cannot start a replacement for child $id" }
-                return
-            }
-            fresh.replacing = old
-            leaving += old
-            val ready = withTimeoutOrNull(options.readyTimeout.toMillis()) { fresh.ready.await() } == true
-            if (current[id] !== fresh || fresh.process.returnCode != null) {
-                // It died before it was ready; the exit handler put the old worker back.
-                logger.error { "rolling restart stopped at child $id" }
-                return
-            }
-            if (!ready) {
-                logger.error {
-                    "rolling restart stopped: child $id's replacement (pid ${fresh.pid}) was not ready within " +
-                        "${options.readyTimeout}; stopping it, pid ${old.pid} keeps serving"
-                }
-                fresh.replacing = null
-                leaving -= old
-                current[id] = old
-                leaving += fresh
-                stop(listOf(fresh))
-                return
-            }
-            fresh.replacing = null
-            stop(listOf(old))
+            if (!replaceServing(old, "rolling restart")) return
         }
         logger.info { "rolling restart done" }
         if (archive?.needsTraining == true && trainer == null) train()
+    }
+
+    /**
+     * Replaces [old] with a worker of its id, which must say it is ready before [old] gets
+     * SIGTERM; returns once [old] exited, or false when the replacement failed ([old] then keeps
+     * serving, and the log says why, naming [what] replaced it).
+     */
+    private suspend fun replaceServing(old: Child, what: String): Boolean {
+        val id = old.id
+        if (current[id] !== old) return false
+        val fresh = try {
+            replace(id)
+        } catch (e: IOException) {
+            logger.error(e) { "$what stopped: cannot start a replacement for child $id" }
+            return false
+        }
+        fresh.replacing = old
+        leaving += old
+        val ready = withTimeoutOrNull(options.readyTimeout.toMillis()) { fresh.ready.await() } == true
+        if (current[id] !== fresh || fresh.process.returnCode != null) {
+            // It died before it was ready (the exit handler put the old worker back), or SIGTTOU removed both.
+            logger.error { "$what stopped at child $id" }
+            return false
+        }
+        if (!ready) {
+            logger.error {
+                "$what stopped: child $id's replacement (pid ${fresh.pid}) was not ready within " +
+                    "${options.readyTimeout}; stopping it, pid ${old.pid} keeps serving"
+            }
+            fresh.replacing = null
+            leaving -= old
+            current[id] = old
+            leaving += fresh
+            stop(listOf(fresh))
+            return false
+        }
+        fresh.replacing = null
+        stop(listOf(old))
+        return true
+    }
+
+    /** Workers silent past [ForkOptions.workerTimeout] are stopped; until its first word a worker has the ready timeout, if longer. */
+    private fun checkHeartbeats(now: Long) {
+        val timeout = timeoutNanos ?: return
+        for (worker in current.values) {
+            if (worker.timedOut || worker.process.returnCode != null) continue
+            val heard = worker.heardNanos
+            val silent = now - (heard ?: worker.startedNanos)
+            if (silent > if (heard == null) maxOf(timeout, options.readyTimeout.toNanos()) else timeout) timeOut(worker, silent)
+        }
+    }
+
+    /**
+     * SIGTERM, with SIGCONT for a stopped JVM to act on it, then SIGKILL after the graceful
+     * timeout; its exit is restarted as a failure.
+     */
+    private fun timeOut(worker: Child, silentNanos: Long) {
+        worker.timedOut = true
+        val silent = Duration.ofNanos(silentNanos)
+        logger.warn { "child ${worker.id} (pid ${worker.pid}) timed out: no heartbeat for ${silent.toMillis()} ms (workerTimeout ${options.workerTimeout}); stopping it" }
+        options.listener?.onEvent(WorkerEvent.TimedOut(worker.id, worker.pid, silent))
+        scope.launch {
+            runCatching { worker.process.terminate() }
+            runCatching { worker.process.signal(Linux.SIGCONT) }
+            stop(listOf(worker))
+        }
+    }
+
+    /** Starts the replacement of the first serving worker past [ForkOptions.maxWorkerRss] or [ForkOptions.maxWorkerAge], unless one runs. */
+    private fun checkRecycling(now: Long) {
+        if (options.maxWorkerRss <= 0 && ageNanos == null) return
+        if (rolling?.isActive == true || recycling?.isActive == true) return
+        for (worker in current.values.sortedBy { it.id }) {
+            if (!worker.serving || worker.timedOut || worker.removed || worker.replacing != null) continue
+            if (worker.recycleNotBefore?.let { now - it < 0 } == true) continue
+            val reason = recycleReason(worker, now) ?: continue
+            recycling = scope.launch { recycle(worker, reason) }
+            return
+        }
+    }
+
+    private fun recycleReason(worker: Child, now: Long): String? {
+        val age = now - worker.startedNanos
+        val limit = worker.ageLimitNanos
+        if (limit != null && age >= limit) return "up ${Duration.ofNanos(age).toMillis()} ms, past maxWorkerAge ${options.maxWorkerAge} (+${Duration.ofNanos(limit - ageNanos!!).toMillis()} ms jitter)"
+        if (options.maxWorkerRss > 0) {
+            val rss = ProcStat.rssBytes(worker.pid)
+            if (rss > options.maxWorkerRss) return "RSS ${rss / MIB} MiB, past maxWorkerRss ${options.maxWorkerRss / MIB} MiB"
+        }
+        return null
+    }
+
+    /** Replaces [old] as a rolling restart would; a failed try is tried again after [RECYCLE_RETRY_MILLIS]. */
+    private suspend fun recycle(old: Child, reason: String) {
+        logger.info { "child ${old.id} (pid ${old.pid}) recycled: $reason; replacing it" }
+        options.listener?.onEvent(WorkerEvent.Recycled(old.id, old.pid, reason))
+        old.recycled = true
+        val ranMillis = (System.nanoTime() - old.startedNanos) / 1_000_000
+        if (!replaceServing(old, "recycling")) {
+            old.recycled = false
+            old.recycleNotBefore = System.nanoTime() + RECYCLE_RETRY_MILLIS * 1_000_000
+            return
+        }
+        if (options.maxWorkerRss > 0 && ranMillis < SHORT_LIFE_MILLIS) {
+            logger.warn { "child ${old.id} was recycled $ranMillis ms after it started: is maxWorkerRss (${options.maxWorkerRss / MIB} MiB) below what a worker needs?" }
+        }
+        notify(status())
+    }
+
+    /** A new worker's share of [ForkOptions.maxWorkerAge]: the age plus a random part of the jitter. */
+    private fun ageLimit(): Long? = ageNanos?.let { age ->
+        val jitter = options.maxWorkerAgeJitter.nanosOrMax()
+        val limit = age + if (jitter > 0) ThreadLocalRandom.current().nextLong(jitter) else 0
+        if (limit < 0) Long.MAX_VALUE else limit // past 292 years: for ever
+    }
+
+    /** SIGUSR1: the supervisor's state, then every worker's status, in the log. */
+    private fun logStatus() {
+        logger.info { "SIGUSR1: supervisor pid $ownPid $phase, $count workers, ${serving()} serving, ${restarting()} restarting, ${spares.size} spares" }
+        workerStatus().forEach { logger.info { "SIGUSR1: $it" } }
+    }
+
+    /** Every worker's status, by id: safe from any thread. */
+    fun workerStatus(): List<WorkerStatus> {
+        val now = System.nanoTime()
+        return current.values.sortedBy { it.id }.map { w ->
+            WorkerStatus(
+                id = w.id,
+                pid = w.pid,
+                serving = w.serving,
+                uptime = Duration.ofNanos(now - w.startedNanos),
+                restarts = restartsById[w.id] ?: 0,
+                cpuTime = Duration.ofNanos(ProcStat.cpuNanos(w.pid)),
+                rssBytes = ProcStat.rssBytes(w.pid),
+            )
+        }
     }
 
     private suspend fun stopAll() {
@@ -651,6 +820,7 @@ internal class Supervisor(
         }
         stopping = true
         rolling?.cancel()
+        recycling?.cancel()
         // A graceful stop during an upgrade stops the new supervisor too: it must not serve on alone.
         if (!handedOver) {
             upgrade?.cancel()
@@ -693,6 +863,7 @@ internal class Supervisor(
         "HUP" -> "rolling restart"
         "USR2" -> "upgrade of the supervisor"
         "TTIN", "TTOU" -> "resizing"
+        "USR1" -> "status report"
         else -> "graceful stop"
     }
 
@@ -777,7 +948,7 @@ internal class Supervisor(
     }
 
     /** SIGTTIN: worker `count` is started (a spare takes it when there is one); ids stay `0 until count`. */
-    private fun addWorker(state: SupervisorState): SupervisorState {
+    private fun addWorker(state: RestartState): RestartState {
         val id = count
         val worker = try {
             replace(id)
@@ -793,13 +964,14 @@ internal class Supervisor(
     }
 
     /** SIGTTOU: the highest id leaves the pool and is stopped gracefully, as a rolling restart stops a worker; the last one stays. */
-    private fun removeWorker(state: SupervisorState): SupervisorState {
+    private fun removeWorker(state: RestartState): RestartState {
         val id = count - 1
         if (count <= 1 || (id in state.alive && state.alive.size <= 1)) {
             logger.warn { "SIGTTOU: the last worker is not removed" }
             return state
         }
         count--
+        restartsById.remove(id)
         val worker = current.remove(id)
         logger.info { "SIGTTOU: child $id" + (worker?.let { " (pid ${it.pid})" } ?: "") + " removed, $count workers" }
         options.listener?.onEvent(WorkerEvent.Removed(id, worker?.pid ?: -1))
@@ -867,5 +1039,17 @@ internal class Supervisor(
         private val NEWLINE = "\n".toByteArray()
         private val READY_LINE = "ready\n".toByteArray()
         private val SPARE_LINE = "spare\n".toByteArray()
+        private val ALIVE_LINE = "alive\n".toByteArray()
+
+        /** Heartbeats and recycling checks: at most every second, and heartbeats at least every 25 ms. */
+        private const val MAX_CHECK_MILLIS = 1_000L
+        private const val MIN_HEARTBEAT_MILLIS = 25L
+
+        /** After a failed recycling try, the same worker is not tried again for this long. */
+        private const val RECYCLE_RETRY_MILLIS = 30_000L
+
+        /** A worker recycled for its memory this soon after it started hints at a limit set too low. */
+        private const val SHORT_LIFE_MILLIS = 60_000L
+        private const val MIB = 1024L * 1024L
     }
 }

@@ -19,7 +19,8 @@ import dev.prefork.WORKER_VARIABLE_PREFIX
  *   port for a SO_REUSEPORT group that each worker binds itself (`r8888`);
  * - `PREFORK_READY`: `explicit` when the worker is ready only once it calls `Worker.ready()`;
  * - `PREFORK_DRAIN_MS`: how long a worker that got SIGTERM waits for its accepted connections;
- * - `PREFORK_INHERITED_CHANNEL`: `1` when fd 0 is the first shared listening socket.
+ * - `PREFORK_INHERITED_CHANNEL`: `1` when fd 0 is the first shared listening socket;
+ * - `PREFORK_HEARTBEAT_MS`: with a worker timeout, how often the worker says `alive` on its ready pipe.
  */
 internal object WorkerEnvironment {
     const val TASK_ID = "${WORKER_VARIABLE_PREFIX}TASK_ID"
@@ -29,6 +30,7 @@ internal object WorkerEnvironment {
     const val READY = "${WORKER_VARIABLE_PREFIX}READY"
     const val DRAIN_MS = "${WORKER_VARIABLE_PREFIX}DRAIN_MS"
     const val INHERITED_CHANNEL = "${WORKER_VARIABLE_PREFIX}INHERITED_CHANNEL"
+    const val HEARTBEAT_MS = "${WORKER_VARIABLE_PREFIX}HEARTBEAT_MS"
 
     /** `pipe:[inode]` of the watch pipe: proves fd 3 is really this supervisor's pipe, not an inherited stranger. */
     const val WATCH_PIPE = "${WORKER_VARIABLE_PREFIX}WATCH_PIPE"

@@ -55,6 +55,13 @@ internal object WorkerRuntime {
     /** Whether fd 0 is the first shared listening socket (`ForkOptions.inheritedChannel`). */
     private val inheritedChannel = isWorker && System.getenv(WorkerEnvironment.INHERITED_CHANNEL) == "1"
 
+    /** With a worker timeout, how often to say `alive` on the ready pipe; null: never. */
+    private val heartbeatMillis: Long? = if (isWorker) WorkerEnvironment.intOrNull(System.getenv(WorkerEnvironment.HEARTBEAT_MS))?.toLong() else null
+
+    /** [dev.prefork.Worker.healthCheck]'s check: a heartbeat is sent only when it says true. */
+    @Volatile
+    var healthCheck: java.util.function.BooleanSupplier? = null
+
     private var started = false
     /** Whether [ready] was said; guarded by itself (an AtomicBoolean would set up VarHandles on the start-up path). */
     private val readySent = booleanArrayOf(false)
@@ -76,6 +83,7 @@ internal object WorkerRuntime {
             controlFds?.let { watchSupervisor(it[0]) }
             WorkerStop.install(drainMillis, inheritedChannel)
             readyPipe = openReadyPipe() // now, off the path of a spare's first moments as a worker
+            heartbeatMillis?.let(::beat)
         }
         assignFd?.let { fd ->
             if (taskId == null) {
@@ -160,6 +168,39 @@ internal object WorkerRuntime {
     }
 
     /**
+     * Says `alive` on the ready pipe every [everyMillis] while [healthCheck] passes, from a
+     * daemon thread of its own: a stopped or frozen JVM, or a check that fails or hangs, falls
+     * silent, and the supervisor's worker timeout catches it.
+     */
+    private fun beat(everyMillis: Long) {
+        val heartbeat = object : Thread("prefork-heartbeat") {
+            override fun run() {
+                var healthy = true
+                while (true) {
+                    val check = healthCheck
+                    val passes = try {
+                        check == null || check.asBoolean
+                    } catch (e: Exception) {
+                        if (healthy) logger.warn(e) { "${describe()}: health check failed; no heartbeat while it fails" }
+                        healthy = false
+                        false
+                    }
+                    if (passes) {
+                        if (!healthy) logger.info { "${describe()}: health check passes again" }
+                        report(ALIVE_LINE)
+                    } else if (healthy) {
+                        logger.warn { "${describe()}: health check says unhealthy; no heartbeat while it does" }
+                    }
+                    healthy = passes
+                    sleep(everyMillis)
+                }
+            }
+        }
+        heartbeat.isDaemon = true
+        heartbeat.start()
+    }
+
+    /**
      * Exits when the supervisor dies, however it dies: the supervisor holds the only write
      * end of [fd]'s pipe, so the kernel closes it with the supervisor and this read returns -1.
      */
@@ -191,6 +232,7 @@ internal object WorkerRuntime {
 
     private val READY_LINE = "ready\n".toByteArray()
     private val SPARE_LINE = "spare\n".toByteArray()
+    private val ALIVE_LINE = "alive\n".toByteArray()
     const val EXPLICIT = "explicit"
     const val RETIRE = "retire"
     const val DEFAULT_DRAIN_MILLIS = 10_000L

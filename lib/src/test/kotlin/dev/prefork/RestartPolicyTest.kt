@@ -1,13 +1,14 @@
-package dev.prefork.supervisor
+package dev.prefork
 
-import dev.prefork.supervisor.Decision.GiveUp
-import dev.prefork.supervisor.Decision.Restart
-import dev.prefork.supervisor.Decision.Retire
+import dev.prefork.RestartDecision.GiveUp
+import dev.prefork.RestartDecision.Restart
+import dev.prefork.RestartDecision.Retire
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.booleans.shouldBeTrue
 import io.kotest.matchers.collections.shouldNotContain
+import io.kotest.matchers.ints.shouldBeGreaterThan
 import io.kotest.matchers.ints.shouldBeLessThanOrEqual
 import io.kotest.matchers.longs.shouldBeLessThanOrEqual
 import io.kotest.matchers.shouldBe
@@ -18,8 +19,10 @@ import io.kotest.property.arbitrary.boolean
 import io.kotest.property.arbitrary.int
 import io.kotest.property.arbitrary.list
 import io.kotest.property.arbitrary.long
+import io.kotest.property.arbitrary.orNull
 import io.kotest.property.checkAll
 import java.math.BigInteger
+import java.time.Duration
 import kotlin.random.Random
 
 /** One exit fed to the policy; [pick] chooses among the live ids, [dt] advances the clock. */
@@ -28,13 +31,13 @@ private data class Exit(val pick: Int, val clean: Boolean, val ranFor: Long, val
 private data class Scenario(val policy: RestartPolicy, val n: Int, val start: Long, val exits: List<Exit>)
 
 private data class Step(
-    val before: SupervisorState,
+    val before: RestartState,
     val id: Int,
     val clean: Boolean,
     val ranFor: Long,
     val now: Long,
-    val decision: Decision,
-    val after: SupervisorState,
+    val decision: RestartDecision,
+    val after: RestartState,
 )
 
 private val policies: Arb<RestartPolicy> = arbitrary {
@@ -52,26 +55,26 @@ private val policies: Arb<RestartPolicy> = arbitrary {
     )
 }
 
+/** Exits around [policy]'s edges: run times at and just short of healthy, clock steps at its window. */
+private fun exits(policy: RestartPolicy): Arb<Exit> = arbitrary {
+    val max = policy.backoffMaxNanos
+    val ranFor = when (Arb.int(0..3).bind()) {
+        0 -> max // exactly healthy
+        1 -> (max - 1).coerceAtLeast(0) // just short of healthy
+        else -> Arb.long(0L..2 * max + 10).bind()
+    }
+    val dt = when (Arb.int(0..2).bind()) {
+        0 -> 0L
+        1 -> Arb.long(0L..5L).bind()
+        else -> Arb.long(0L..300L).bind()
+    }
+    // Mostly failures, so budgets and backoff get exercised.
+    Exit(Arb.int(0..1_000).bind(), Arb.int(0..3).bind() == 0, ranFor, dt)
+}
+
 private val scenarios: Arb<Scenario> = arbitrary {
     val policy = policies.bind()
-    val max = policy.backoffMaxNanos
-    val exits = Arb.list(
-        arbitrary {
-            val ranFor = when (Arb.int(0..3).bind()) {
-                0 -> max // exactly healthy
-                1 -> (max - 1).coerceAtLeast(0) // just short of healthy
-                else -> Arb.long(0L..2 * max + 10).bind()
-            }
-            val dt = when (Arb.int(0..2).bind()) {
-                0 -> 0L
-                1 -> Arb.long(0L..5L).bind()
-                else -> Arb.long(0L..300L).bind()
-            }
-            // Mostly failures, so budgets and backoff get exercised.
-            Exit(Arb.int(0..1_000).bind(), Arb.int(0..3).bind() == 0, ranFor, dt)
-        },
-        0..80,
-    ).bind()
+    val exits = Arb.list(exits(policy), 0..80).bind()
     // Any start, near Long.MAX_VALUE too: nanoTime values wrap and are compared by difference.
     Scenario(policy, Arb.int(1..5).bind(), Arb.long().bind(), exits)
 }
@@ -91,6 +94,77 @@ private fun Scenario.run(): List<Step> {
     return steps
 }
 
+/** A resizing run's events: exits as in [Scenario], and SIGTTIN/SIGTTOU; [Op.Add.pick] and [Op.Remove.pick] choose the id. */
+private sealed interface Op {
+    data class Exits(val exit: Exit) : Op
+    data class Add(val pick: Int) : Op
+    data class Remove(val pick: Int) : Op
+}
+
+private data class ResizeScenario(val policy: RestartPolicy, val n: Int, val start: Long, val ops: List<Op>)
+
+/** What one [Op] did; [decision] is null for an add or a remove. */
+private data class Change(
+    val op: Op,
+    val id: Int,
+    val now: Long,
+    val before: RestartState,
+    val decision: RestartDecision?,
+    val after: RestartState,
+)
+
+/** Ids an add may pick: a few past the initial ones, so removed, retired and new ids all come back. */
+private fun ResizeScenario.addable(state: RestartState): List<Int> = (0 until n + 3).filter { it !in state.alive }
+
+private val resizes: Arb<ResizeScenario> = arbitrary {
+    val policy = policies.bind()
+    val op = arbitrary {
+        when (Arb.int(0..4).bind()) {
+            0 -> Op.Add(Arb.int(0..1_000).bind())
+            1 -> Op.Remove(Arb.int(0..1_000).bind())
+            else -> Op.Exits(exits(policy).bind())
+        }
+    }
+    ResizeScenario(policy, Arb.int(1..5).bind(), Arb.long().bind(), Arb.list(op, 0..120).bind())
+}
+
+/**
+ * Runs the ops within the supervisor's limits: it never removes the last live worker, and stops once none
+ * is alive. Any id may come and go, not just the highest as SIGTTIN/SIGTTOU pick: the policy must not rely on it.
+ */
+private fun ResizeScenario.run(): List<Change> {
+    var state = policy.initial(n)
+    var now = start
+    val changes = mutableListOf<Change>()
+    for (op in ops) {
+        if (state.alive.isEmpty()) break
+        val alive = state.alive.sorted()
+        val change = when (op) {
+            is Op.Exits -> {
+                val e = op.exit
+                val id = alive[e.pick % alive.size]
+                now += e.dt
+                val (decision, next) = policy.onExit(state, id, e.clean, e.ranFor, now)
+                Change(op, id, now, state, decision, next)
+            }
+            is Op.Add -> {
+                val ids = addable(state)
+                if (ids.isEmpty()) continue
+                val id = ids[op.pick % ids.size]
+                Change(op, id, now, state, null, policy.onAdded(state, id))
+            }
+            is Op.Remove -> {
+                if (alive.size == 1) continue
+                val id = alive[op.pick % alive.size]
+                Change(op, id, now, state, null, policy.onRemoved(state, id))
+            }
+        }
+        changes += change
+        state = change.after
+    }
+    return changes
+}
+
 private fun expectedDelay(policy: RestartPolicy, k: Int): Long =
     BigInteger.valueOf(policy.backoffInitialNanos).shiftLeft(k - 1)
         .min(BigInteger.valueOf(policy.backoffMaxNanos)).toLong()
@@ -100,7 +174,7 @@ class RestartPolicyTest : FunSpec({
 
     test("Tornado's test_multi_process: exits 2, 3, 0, 4, 0, 0 with n = 3, maxRestarts = 3") {
         var s = tornado.initial(3)
-        fun exit(id: Int, status: Int): Decision {
+        fun exit(id: Int, status: Int): RestartDecision {
             val (d, next) = tornado.onExit(s, id, clean = status == 0, ranForNanos = 1_000, nowNanos = 0)
             s = next
             return d
@@ -142,7 +216,7 @@ class RestartPolicyTest : FunSpec({
         val grown = policy.onAdded(policy.initial(2), 2)
         grown.alive shouldBe setOf(0, 1, 2)
         grown.restarts shouldBe 0
-        policy.onExit(grown, 2, clean = false, ranForNanos = 0, nowNanos = 0).first shouldBe Restart(2, 0)
+        policy.onExit(grown, 2, clean = false, ranForNanos = 0, nowNanos = 0).decision shouldBe Restart(2, 0)
         shouldThrow<IllegalArgumentException> { policy.onAdded(grown, 1) }
         val shrunk = policy.onRemoved(grown, 2)
         shrunk.alive shouldBe setOf(0, 1)
@@ -151,21 +225,21 @@ class RestartPolicyTest : FunSpec({
         // Removing what failed before clears its backoff: added again, it starts from its first failure.
         val failing = RestartPolicy(maxRestarts = 10, backoffInitialNanos = 100, backoffMaxNanos = 10_000)
         var state = failing.initial(2)
-        repeat(3) { state = failing.onExit(state, 1, clean = false, ranForNanos = 0, nowNanos = 0).second }
+        repeat(3) { state = failing.onExit(state, 1, clean = false, ranForNanos = 0, nowNanos = 0).state }
         state = failing.onAdded(failing.onRemoved(state, 1), 1)
-        failing.onExit(state, 1, clean = false, ranForNanos = 0, nowNanos = 0).first shouldBe Restart(1, 100)
+        failing.onExit(state, 1, clean = false, ranForNanos = 0, nowNanos = 0).decision shouldBe Restart(1, 100)
     }
 
     test("maxRestarts = 0 gives up at the first abnormal exit") {
         val p = RestartPolicy(maxRestarts = 0)
-        p.onExit(p.initial(2), 1, clean = false, ranForNanos = 5, nowNanos = 5).first shouldBe GiveUp
+        p.onExit(p.initial(2), 1, clean = false, ranForNanos = 5, nowNanos = 5).decision shouldBe GiveUp
     }
 
     test("window: at most maxRestarts restarts decided in the last window") {
         val p = RestartPolicy(maxRestarts = 2, restartWindowNanos = 100)
         var s = p.initial(1)
-        fun fail(now: Long): Decision =
-            p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = now).also { s = it.second }.first
+        fun fail(now: Long): RestartDecision =
+            p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = now).also { s = it.state }.decision
         fail(0) shouldBe Restart(0, 0)
         fail(50) shouldBe Restart(0, 0)
         val (atWindowEnd, _) = p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = 99)
@@ -178,15 +252,15 @@ class RestartPolicyTest : FunSpec({
         val p = RestartPolicy(maxRestarts = 1, restartWindowNanos = 100)
         val (d, s) = p.onExit(p.initial(1), 0, clean = false, ranForNanos = 0, nowNanos = Long.MAX_VALUE - 10)
         d shouldBe Restart(0, 0)
-        p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = Long.MIN_VALUE + 50).first shouldBe GiveUp
-        p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = Long.MIN_VALUE + 89).first shouldBe Restart(0, 0)
+        p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = Long.MIN_VALUE + 50).decision shouldBe GiveUp
+        p.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = Long.MIN_VALUE + 89).decision shouldBe Restart(0, 0)
     }
 
     test("backoff doubles per consecutive failure up to max, and resets after a healthy run or a clean exit") {
         val p = RestartPolicy(maxRestarts = 100, backoffInitialNanos = 10, backoffMaxNanos = 80)
         var s = p.initial(2)
-        fun exit(id: Int, clean: Boolean, ranFor: Long): Decision =
-            p.onExit(s, id, clean, ranFor, nowNanos = 0).also { s = it.second }.first
+        fun exit(id: Int, clean: Boolean, ranFor: Long): RestartDecision =
+            p.onExit(s, id, clean, ranFor, nowNanos = 0).also { s = it.state }.decision
         listOf(10L, 20L, 40L, 80L, 80L).forEach { exit(0, clean = false, ranFor = 79) shouldBe Restart(0, it) }
         exit(1, clean = false, ranFor = 0) shouldBe Restart(1, 10) // per id
         exit(0, clean = false, ranFor = 80) shouldBe Restart(0, 10) // ran for backoffMax: healthy
@@ -333,5 +407,122 @@ class RestartPolicyTest : FunSpec({
                 }
             }
         }
+    }
+
+    test("property: of(options) takes maxRestarts, restartWindow and backoff from the options exactly") {
+        // Up to half of Long.MAX_VALUE each, so that initial + extra stays a Duration toNanos can return.
+        val nanos = Arb.long(0L..Long.MAX_VALUE / 2)
+        checkAll(Arb.int(0..Int.MAX_VALUE), Arb.long(1L..Long.MAX_VALUE).orNull(0.3), nanos, nanos) { max, window, initial, extra ->
+            val options = ForkOptions.builder()
+                .maxRestarts(max)
+                .restartWindow(window?.let(Duration::ofNanos))
+                .backoff(Duration.ofNanos(initial), Duration.ofNanos(initial + extra))
+                .build()
+            RestartPolicy.of(options) shouldBe RestartPolicy(max, window, initial, initial + extra)
+        }
+        RestartPolicy.of(ForkOptions.builder().build()) shouldBe RestartPolicy(maxRestarts = 100)
+    }
+
+    test("property: with adds and removes, alive holds only ids ever started, and never a removed one until it is added again") {
+        checkAll(resizes) { sc ->
+            val started = (0 until sc.n).toMutableSet()
+            val removed = mutableSetOf<Int>()
+            for (c in sc.run()) {
+                withClue(c) {
+                    when (c.op) {
+                        is Op.Add -> {
+                            c.after.alive shouldBe c.before.alive + c.id
+                            c.after.retired shouldBe c.before.retired - c.id
+                            started += c.id
+                            removed -= c.id
+                        }
+                        is Op.Remove -> {
+                            c.after.alive shouldBe c.before.alive - c.id
+                            c.after.retired shouldBe c.before.retired
+                            removed += c.id
+                        }
+                        is Op.Exits -> {}
+                    }
+                    started.containsAll(c.after.alive).shouldBeTrue()
+                    c.after.alive.intersect(removed) shouldBe emptySet()
+                    c.after.alive.intersect(c.after.retired) shouldBe emptySet()
+                    c.after.alive.containsAll(c.after.consecutiveFailures.keys).shouldBeTrue()
+                    for (id in removed) {
+                        shouldThrow<IllegalArgumentException> { sc.policy.onExit(c.after, id, clean = false, ranForNanos = 0, nowNanos = c.now) }
+                    }
+                }
+            }
+        }
+    }
+
+    test("property: adds and removes never change restarts, restartTimes or gaveUp") {
+        checkAll(resizes) { sc ->
+            for (c in sc.run().filter { it.decision == null }) {
+                withClue(c) {
+                    c.after.restarts shouldBe c.before.restarts
+                    c.after.restartTimes shouldBe c.before.restartTimes
+                    c.after.gaveUp shouldBe c.before.gaveUp
+                }
+            }
+        }
+    }
+
+    test("property: onRemoved refuses the last alive id, and any id not alive") {
+        var lasts = 0
+        checkAll(resizes) { sc ->
+            val states = listOf(sc.policy.initial(sc.n)) + sc.run().map { it.after }
+            for (s in states) {
+                withClue(s) {
+                    for (id in listOf(-1) + (0 until sc.n + 3) - s.alive) {
+                        shouldThrow<IllegalArgumentException> { sc.policy.onRemoved(s, id) }
+                    }
+                    if (s.alive.size == 1) {
+                        lasts++
+                        val last = s.alive.single()
+                        shouldThrow<IllegalArgumentException> { sc.policy.onRemoved(s, last) }.message shouldBe
+                            "worker $last is the last one alive"
+                    } else {
+                        for (id in s.alive) sc.policy.onRemoved(s, id).alive shouldBe s.alive - id
+                    }
+                }
+            }
+        }
+        lasts shouldBeGreaterThan 0 // the generator does reach a single live worker
+    }
+
+    test("property: with adds and removes, one budget decides every exit, and an added id's backoff starts afresh") {
+        var addedDecided = 0
+        checkAll(resizes) { sc ->
+            val p = sc.policy
+            val window = p.restartWindowNanos
+            // The model: restarts of every id, removed ones included, share one budget.
+            val restartTimes = mutableListOf<Long>()
+            val consecutive = mutableMapOf<Int, Int>()
+            val added = mutableSetOf<Int>()
+            var gaveUp = false
+            for (c in sc.run()) {
+                val op = c.op
+                if (op !is Op.Exits) {
+                    if (op is Op.Add) added += c.id
+                    consecutive.remove(c.id)
+                    continue
+                }
+                val e = op.exit
+                val spent = if (window == null) restartTimes.size else restartTimes.count { c.now - it < window }
+                val k = if (e.ranFor >= p.backoffMaxNanos) 1 else (consecutive[c.id] ?: 0) + 1
+                val expected = when {
+                    gaveUp -> GiveUp
+                    e.clean -> Retire(c.id)
+                    spent >= p.maxRestarts -> GiveUp
+                    else -> Restart(c.id, expectedDelay(p, k))
+                }
+                withClue("$c spent=$spent k=$k") { c.decision shouldBe expected }
+                if (c.id in added && !e.clean) addedDecided++
+                if (expected is Restart) consecutive[c.id] = k else consecutive.remove(c.id)
+                if (expected is Restart) restartTimes += c.now
+                if (expected == GiveUp) gaveUp = true
+            }
+        }
+        addedDecided shouldBeGreaterThan 0 // added ids do fail in these runs
     }
 })

@@ -1,40 +1,53 @@
-package dev.prefork.supervisor
+package dev.prefork
 
-/** What the supervisor does about one worker exit; see [RestartPolicy.onExit]. */
-internal sealed interface Decision {
+/**
+ * What the supervisor does about one worker exit; see [RestartPolicy.onExit].
+ * New kinds may be added in later versions: a `when` over it should have an `else` branch.
+ */
+public sealed interface RestartDecision {
     /** Start worker [id] again, with the same id, after [delayNanos] (0: at once). */
-    data class Restart(val id: Int, val delayNanos: Long) : Decision
+    public data class Restart(@get:JvmName("id") public val id: Int, @get:JvmName("delayNanos") public val delayNanos: Long) : RestartDecision
 
     /** Worker [id] exited cleanly and is not restarted. */
-    data class Retire(val id: Int) : Decision
+    public data class Retire(@get:JvmName("id") public val id: Int) : RestartDecision
 
     /**
-     * The restart budget is spent: stop the survivors and throw TooManyRestartsException.
-     * Once given up, every later exit is answered with [GiveUp] too.
+     * The restart budget is spent: the supervisor stops the survivors and `forkProcesses`
+     * throws [TooManyRestartsException]. Once given up, every later exit is answered with
+     * [GiveUp] too.
      */
-    data object GiveUp : Decision
+    public data object GiveUp : RestartDecision
 }
 
 /**
  * The supervisor's bookkeeping between exits. Immutable: [RestartPolicy.onExit] returns a new one.
  *
- * @property alive ids that are running or about to be restarted (a [Decision.Restart] keeps its id here).
+ * @property alive ids that are running or about to be restarted (a [RestartDecision.Restart] keeps its id here).
  * @property retired ids that exited cleanly.
  * @property restarts restarts decided over the supervisor's lifetime.
  * @property restartTimes when the restarts still inside the window were decided (empty without a window).
  * @property consecutiveFailures per alive id, abnormal exits since it last counted as healthy; absent: 0.
+ * @property gaveUp whether the budget was spent: every later exit is answered with [RestartDecision.GiveUp].
  */
-internal data class SupervisorState(
-    val alive: Set<Int>,
-    val retired: Set<Int>,
-    val restarts: Int,
-    val restartTimes: List<Long>,
-    val consecutiveFailures: Map<Int, Int>,
-    val gaveUp: Boolean,
+@ConsistentCopyVisibility
+public data class RestartState internal constructor(
+    @get:JvmName("alive") public val alive: Set<Int>,
+    @get:JvmName("retired") public val retired: Set<Int>,
+    @get:JvmName("restarts") public val restarts: Int,
+    @get:JvmName("restartTimes") public val restartTimes: List<Long>,
+    @get:JvmName("consecutiveFailures") public val consecutiveFailures: Map<Int, Int>,
+    @get:JvmName("gaveUp") public val gaveUp: Boolean,
 ) {
     /** Every worker exited cleanly: the supervisor exits 0. */
-    val done: Boolean get() = alive.isEmpty() && !gaveUp
+    @get:JvmName("done")
+    public val done: Boolean get() = alive.isEmpty() && !gaveUp
 }
+
+/** One exit's outcome: what to do, and the state to pass to the next call. */
+public data class RestartStep(
+    @get:JvmName("decision") public val decision: RestartDecision,
+    @get:JvmName("state") public val state: RestartState,
+)
 
 /**
  * The restart decision of the pre-fork supervisor: Tornado's `fork_processes`, plus Erlang/systemd
@@ -50,12 +63,19 @@ internal data class SupervisorState(
  * A worker that ran at least [backoffMaxNanos] before failing counts as healthy, so that failure
  * is its first again (k = 1, delay [backoffInitialNanos]); a clean exit also resets the count. The
  * default, no backoff (both 0), restarts at once like Tornado.
+ *
+ * The supervisor makes every restart decision with this very function, built by [of] from its
+ * [ForkOptions]; tests of a configuration can drive it the same way, with a clock of their own
+ * (any `Long` that only grows), to prove for instance that a crash loop gives up within 10 s.
+ * Exits the supervisor causes itself (a rolling restart, recycling, a removed worker) are not
+ * exits here; a worker stopped for a missed heartbeat ([ForkOptions.Builder.workerTimeout]) is
+ * an abnormal exit like a crash.
  */
-internal data class RestartPolicy(
-    val maxRestarts: Int,
-    val restartWindowNanos: Long? = null,
-    val backoffInitialNanos: Long = 0L,
-    val backoffMaxNanos: Long = backoffInitialNanos,
+public data class RestartPolicy @JvmOverloads constructor(
+    @get:JvmName("maxRestarts") public val maxRestarts: Int,
+    @get:JvmName("restartWindowNanos") public val restartWindowNanos: Long? = null,
+    @get:JvmName("backoffInitialNanos") public val backoffInitialNanos: Long = 0L,
+    @get:JvmName("backoffMaxNanos") public val backoffMaxNanos: Long = backoffInitialNanos,
 ) {
     init {
         require(maxRestarts >= 0) { "maxRestarts < 0: $maxRestarts" }
@@ -68,10 +88,21 @@ internal data class RestartPolicy(
         }
     }
 
-    /** The state right after starting workers `0 until n`. */
-    fun initial(n: Int): SupervisorState {
+    public companion object {
+        /** The policy the supervisor applies for [options]: its restart budget, window and backoff. */
+        @JvmStatic
+        public fun of(options: ForkOptions): RestartPolicy = RestartPolicy(
+            maxRestarts = options.maxRestarts,
+            restartWindowNanos = options.restartWindow?.nanosOrMax(),
+            backoffInitialNanos = options.backoffInitial.nanosOrMax(),
+            backoffMaxNanos = options.backoffMax.nanosOrMax(),
+        )
+    }
+
+    /** The state right after starting workers `0 until n` (the supervisor's n: [ForkOptions.numProcesses], or [cpuCount] for 0). */
+    public fun initial(n: Int): RestartState {
         require(n >= 1) { "n < 1: $n" }
-        return SupervisorState(
+        return RestartState(
             alive = (0 until n).toSet(),
             retired = emptySet(),
             restarts = 0,
@@ -87,25 +118,24 @@ internal data class RestartPolicy(
      *
      * @throws IllegalArgumentException if [id] is not alive in [state], or [ranForNanos] < 0.
      */
-    fun onExit(
-        state: SupervisorState,
+    public fun onExit(
+        state: RestartState,
         id: Int,
         clean: Boolean,
         ranForNanos: Long,
         nowNanos: Long,
-    ): Pair<Decision, SupervisorState> {
+    ): RestartStep {
         require(id in state.alive) { "worker $id is not alive: ${state.alive}" }
         require(ranForNanos >= 0) { "ranForNanos < 0: $ranForNanos" }
         val alive = state.alive - id
         val failures = state.consecutiveFailures - id
 
-        if (state.gaveUp) return Decision.GiveUp to state.copy(alive = alive, consecutiveFailures = failures)
+        if (state.gaveUp) return RestartStep(RestartDecision.GiveUp, state.copy(alive = alive, consecutiveFailures = failures))
 
         if (clean) {
-            return Decision.Retire(id) to state.copy(
-                alive = alive,
-                retired = state.retired + id,
-                consecutiveFailures = failures,
+            return RestartStep(
+                RestartDecision.Retire(id),
+                state.copy(alive = alive, retired = state.retired + id, consecutiveFailures = failures),
             )
         }
 
@@ -115,32 +145,36 @@ internal data class RestartPolicy(
         }
         val spent = if (restartWindowNanos == null) state.restarts else recent.size
         if (spent >= maxRestarts) {
-            return Decision.GiveUp to state.copy(alive = alive, consecutiveFailures = failures, gaveUp = true)
+            return RestartStep(RestartDecision.GiveUp, state.copy(alive = alive, consecutiveFailures = failures, gaveUp = true))
         }
 
         val k = if (ranForNanos >= backoffMaxNanos) 1 else (state.consecutiveFailures[id] ?: 0) + 1
-        return Decision.Restart(id, backoffDelayNanos(k)) to state.copy(
-            restarts = state.restarts + 1,
-            restartTimes = if (restartWindowNanos == null) emptyList() else recent + nowNanos,
-            consecutiveFailures = state.consecutiveFailures + (id to k),
+        return RestartStep(
+            RestartDecision.Restart(id, backoffDelayNanos(k)),
+            state.copy(
+                restarts = state.restarts + 1,
+                restartTimes = if (restartWindowNanos == null) emptyList() else recent + nowNanos,
+                consecutiveFailures = state.consecutiveFailures + (id to k),
+            ),
         )
     }
 
     /** Worker [id] was added (SIGTTIN): alive from now on; no restart is counted. */
-    fun onAdded(state: SupervisorState, id: Int): SupervisorState {
-        require(id >= 0 && id !in state.alive) { "worker $id is alive already: ${state.alive}" }
+    public fun onAdded(state: RestartState, id: Int): RestartState {
+        require(id >= 0) { "worker id < 0: $id" }
+        require(id !in state.alive) { "worker $id is alive already: ${state.alive}" }
         return state.copy(alive = state.alive + id, retired = state.retired - id, consecutiveFailures = state.consecutiveFailures - id)
     }
 
     /** Worker [id] was removed (SIGTTOU): no longer alive, so its exit decides nothing; the last one stays. */
-    fun onRemoved(state: SupervisorState, id: Int): SupervisorState {
+    public fun onRemoved(state: RestartState, id: Int): RestartState {
         require(id in state.alive) { "worker $id is not alive: ${state.alive}" }
         require(state.alive.size > 1) { "worker $id is the last one alive" }
         return state.copy(alive = state.alive - id, consecutiveFailures = state.consecutiveFailures - id)
     }
 
     /** `min(initial * 2^(k-1), max)` for the k-th consecutive failure, without overflowing. */
-    fun backoffDelayNanos(k: Int): Long {
+    public fun backoffDelayNanos(k: Int): Long {
         require(k >= 1) { "k < 1: $k" }
         if (backoffInitialNanos == 0L) return 0L
         val shift = k - 1
