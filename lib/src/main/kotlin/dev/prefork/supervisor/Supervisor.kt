@@ -743,11 +743,15 @@ internal class Supervisor(
         }
     }
 
-    /** Starts the replacement of the first serving worker past [ForkOptions.maxWorkerRss] or [ForkOptions.maxWorkerAge], unless one runs. */
+    /**
+     * Starts the replacement of one serving worker past [ForkOptions.maxWorkerRss] or
+     * [ForkOptions.maxWorkerAge], unless one runs: the oldest, so that while one old worker
+     * drains, its young replacement cannot jump the queue ahead of the others.
+     */
     private fun checkRecycling(now: Long) {
         if (options.maxWorkerRss <= 0 && ageNanos == null) return
         if (rolling?.isActive == true || recycling?.isActive == true) return
-        for (worker in current.values.sortedBy { it.id }) {
+        for (worker in current.values.sortedBy { it.startedNanos - now }) {
             if (!worker.serving || worker.timedOut || worker.removed || worker.replacing != null) continue
             if (worker.recycleNotBefore?.let { now - it < 0 } == true) continue
             val reason = recycleReason(worker, now) ?: continue
