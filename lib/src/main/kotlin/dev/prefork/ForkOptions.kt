@@ -189,9 +189,10 @@ public class ForkOptions private constructor(builder: Builder) {
         public fun explicitReady(enabled: Boolean): Builder = apply { explicitReady = enabled }
 
         /**
-         * How long a rolling restart waits for a replacement to become ready. Past it the
-         * replacement is stopped, the old worker keeps serving, and the rolling restart ends
-         * with an error in the log. Default 60 s.
+         * How long a rolling restart (or a recycling) waits for a replacement to become ready.
+         * Past it the replacement is stopped, the old worker keeps serving, and the rolling
+         * restart ends with an error in the log. Also the start-up grace of [workerTimeout].
+         * Default 60 s.
          */
         public fun readyTimeout(timeout: Duration): Builder = apply {
             require(!timeout.isNegative && !timeout.isZero) { "readyTimeout <= 0: $timeout" }
@@ -270,11 +271,13 @@ public class ForkOptions private constructor(builder: Builder) {
          * with its id (an abnormal exit: it counts against [maxRestarts] like a crash); the log
          * and the listener ([WorkerEvent.TimedOut]) say it timed out. The proof is a heartbeat a
          * prefork thread in the worker sends every quarter of the timeout (at most every
-         * second) from the moment `forkProcesses` returns in it, so a stopped or frozen JVM is
-         * caught; with a [Worker.healthCheck] it beats only while that check passes, so a
-         * deadlocked server is caught too. Until its first heartbeat a worker has
-         * [readyTimeout] or this timeout, whichever is longer, to start. Default null: no
-         * watchdog. A timeout below 100 ms is refused: a loaded machine delays heartbeats that much.
+         * second) from the moment its `forkProcesses` runs (a spare beats while it waits there),
+         * so a stopped or frozen JVM is caught; with a [Worker.healthCheck] it beats only while
+         * that check passes, so a deadlocked server is caught too. Until it is ready a worker
+         * has [readyTimeout] or this timeout, whichever is longer. A rolling restart's
+         * replacement that times out before it is ready is dropped and the old worker kept, as
+         * when it exits. Default null: no watchdog. A timeout below 100 ms is refused: a loaded
+         * machine delays heartbeats that much.
          */
         public fun workerTimeout(timeout: Duration?): Builder = apply {
             require(timeout == null || timeout >= MIN_WORKER_TIMEOUT) { "workerTimeout < $MIN_WORKER_TIMEOUT: $timeout" }
@@ -395,7 +398,8 @@ public sealed class WorkerEvent(
     /**
      * Worker [id] sent no heartbeat for [silentFor], past [ForkOptions.workerTimeout] (stopped,
      * frozen, or its [Worker.healthCheck] failing): it gets SIGTERM, SIGKILL after the graceful
-     * timeout, and its [Exited] follows, restarting as a crash would.
+     * timeout, and its [Exited] follows, restarting as a crash would (a rolling restart's
+     * replacement not ready yet is dropped instead, and the worker it was to replace kept).
      */
     public class TimedOut internal constructor(
         id: Int,

@@ -129,7 +129,8 @@ public fun removeWorker(): Unit = runningSupervisor("removeWorker").resize(-1)
 /**
  * In the supervisor process: every worker's id, pid, uptime, restarts, CPU time and resident
  * memory, by id, as SIGUSR1 logs them. Safe from any thread of the supervisor, the listener
- * included; reads `/proc` once per worker.
+ * included; reads `/proc` once per worker. During a rolling restart or a recycling an id shows
+ * its replacement (`starting` until it is ready), not the old worker that still serves or drains.
  *
  * @throws IllegalStateException outside a running supervisor.
  */

@@ -97,11 +97,15 @@ public object Worker {
      * only when it returns true. A check that returns false, throws, or never returns (the lock
      * it takes is deadlocked) keeps the worker silent, and past the timeout the supervisor stops
      * and restarts it. Ask the server something cheap that needs its working parts: a request
-     * on a loopback connection, a task through its event loop, with a deadline below the
-     * timeout. A later call replaces the check; without a workerTimeout it is never called.
+     * on a loopback connection, a task through its event loop, with a deadline well inside
+     * the timeout: a heartbeat comes every quarter of it plus the check's own time, so a check
+     * that takes more than about three quarters of it times the worker out. It runs in spares
+     * too, while they wait in `forkProcesses`. Until the worker is ready a failing check is
+     * given [ForkOptions.Builder.readyTimeout], when that is longer. A later call replaces the
+     * check, null removes it; without a workerTimeout it is never called.
      */
     @JvmStatic
-    public fun healthCheck(check: BooleanSupplier) {
+    public fun healthCheck(check: BooleanSupplier?) {
         WorkerRuntime.healthCheck = check
     }
 }

@@ -49,8 +49,6 @@ private val benchmarks: List<Benchmark> =
 
 /** Runs every benchmark, or those named on the command line, in the order given. */
 fun main(args: Array<String>) {
-    // The banner would land in the middle of the first benchmark's output.
-    System.setProperty("kotlin-logging.logStartupMessage", "false")
     val byName = benchmarks.associateBy { it.name }
     val unknown = args.filter { it !in byName }
     if (unknown.isNotEmpty()) {

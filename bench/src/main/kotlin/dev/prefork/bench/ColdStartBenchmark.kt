@@ -32,7 +32,7 @@ internal object ColdStartBenchmark : Benchmark {
     private fun firstSpawnMillis(mode: String): Double {
         val java = File(System.getProperty("java.home"), "bin/java").path
         val jvm = ProcessBuilder(
-            java, "--enable-native-access=ALL-UNNAMED", "-Dkotlin-logging.logStartupMessage=false",
+            java, "--enable-native-access=ALL-UNNAMED",
             "-cp", System.getProperty("java.class.path"), "dev.prefork.bench.ColdStartBenchmark\$Main", mode,
         ).redirectError(ProcessBuilder.Redirect.INHERIT).start()
         try {

@@ -163,7 +163,6 @@ internal class ServerJvm(workers: Int, jvmArgs: List<String>, spares: Int = 0, a
             buildList {
                 add(Path.of(System.getProperty("java.home"), "bin", "java").toString())
                 if (Runtime.version().feature() >= 23) add("--sun-misc-unsafe-memory-access=allow")
-                add("-Dkotlin-logging.logStartupMessage=false")
                 addAll(jvmArgs)
                 add("-jar")
                 add(launcherJar(mainClass).toString())

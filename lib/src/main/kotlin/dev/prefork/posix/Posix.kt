@@ -1,8 +1,9 @@
 package dev.prefork.posix
 
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.logger
+import dev.prefork.warn
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.posix.Posix")
 
 /**
  * The C calls prefork makes, through one of two bindings chosen once per JVM: the JDK's own

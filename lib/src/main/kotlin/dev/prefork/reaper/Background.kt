@@ -1,13 +1,14 @@
 package dev.prefork.reaper
 
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.error
+import dev.prefork.logger
 import kotlinx.coroutines.CoroutineExceptionHandler
 import kotlinx.coroutines.CoroutineName
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.SupervisorJob
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.reaper.Background")
 
 /**
  * Where prefork's own coroutines live: pipe pumps, exit callbacks, grace-period timers.

@@ -1,18 +1,19 @@
 package dev.prefork.reaper
 
+import dev.prefork.error
+import dev.prefork.logger
 import dev.prefork.posix.Epoll
 import dev.prefork.posix.Fds
 import dev.prefork.posix.Linux
 import dev.prefork.posix.Pidfd
-import io.github.oshai.kotlinlogging.KotlinLogging
-import kotlinx.coroutines.CancellableContinuation
-import kotlinx.coroutines.suspendCancellableCoroutine
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.atomic.AtomicLong
 import java.util.concurrent.atomic.AtomicReference
 import kotlin.coroutines.resume
+import kotlinx.coroutines.CancellableContinuation
+import kotlinx.coroutines.suspendCancellableCoroutine
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.reaper.Reactor")
 
 /** Something the reactor reaps: [tryReap] runs `wait4(pid, WNOHANG)` and says whether it got the status. */
 internal fun interface Reapable {

@@ -1,10 +1,11 @@
 package dev.prefork.supervisor
 
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.logger
+import dev.prefork.warn
 import java.lang.reflect.Method
 import java.nio.channels.Channel
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.InheritedStdio")
 
 /**
  * Closing the channel `System.inheritedChannel()` returned makes the JDK point fds 0, 1 and 2

@@ -1,13 +1,15 @@
 package dev.prefork.supervisor
 
+import dev.prefork.debug
+import dev.prefork.info
+import dev.prefork.logger
 import dev.prefork.posix.Wait
 import dev.prefork.reaper.Reactor
-import io.github.oshai.kotlinlogging.KotlinLogging
-import kotlinx.coroutines.delay
 import java.io.File
 import java.io.IOException
+import kotlinx.coroutines.delay
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.OrphanReaper")
 
 /**
  * A supervisor running as PID 1 (a container's entry point) inherits every orphan of its

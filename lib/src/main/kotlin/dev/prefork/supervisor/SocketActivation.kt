@@ -1,12 +1,14 @@
 package dev.prefork.supervisor
 
+import dev.prefork.info
+import dev.prefork.logger
 import dev.prefork.posix.Fds
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.warn
 import java.net.InetAddress
 import java.net.InetSocketAddress
 import java.nio.channels.ServerSocketChannel
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.SocketActivation")
 
 /**
  * systemd's socket activation (`sd_listen_fds`): a service started with `LISTEN_PID` equal to

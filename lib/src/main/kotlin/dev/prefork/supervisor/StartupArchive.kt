@@ -1,6 +1,9 @@
 package dev.prefork.supervisor
 
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.debug
+import dev.prefork.info
+import dev.prefork.logger
+import dev.prefork.warn
 import java.io.File
 import java.io.IOException
 import java.nio.file.AccessDeniedException
@@ -13,7 +16,7 @@ import java.nio.file.attribute.PosixFilePermissions
 import java.security.MessageDigest
 import java.util.zip.ZipFile
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.StartupArchive")
 
 /**
  * A class-data archive of this application's workers (dynamic CDS, JDK 13+): the classes a

@@ -1,12 +1,13 @@
 package dev.prefork.supervisor
 
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.logger
+import dev.prefork.warn
 import java.io.IOException
 import java.nio.file.Files
 import java.nio.file.Path
 import java.nio.file.StandardCopyOption
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.StatusFile")
 
 /**
  * [dev.prefork.ForkOptions.statusFile]: the supervisor's state as one line of JSON, replaced

@@ -11,11 +11,22 @@ import dev.prefork.TooManyRestartsException
 import dev.prefork.WORKER_VARIABLE_PREFIX
 import dev.prefork.WorkerEvent
 import dev.prefork.WorkerStatus
+import dev.prefork.debug
+import dev.prefork.error
+import dev.prefork.info
 import dev.prefork.io.PipeSource
+import dev.prefork.logger
 import dev.prefork.nanosOrMax
 import dev.prefork.posix.Fds
 import dev.prefork.posix.Linux
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.warn
+import java.io.EOFException
+import java.io.IOException
+import java.nio.channels.ServerSocketChannel
+import java.time.Duration
+import java.util.concurrent.ConcurrentHashMap
+import java.util.concurrent.ThreadLocalRandom
+import kotlin.system.exitProcess
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
@@ -30,15 +41,8 @@ import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeoutOrNull
 import sun.misc.Signal
-import java.io.EOFException
-import java.io.IOException
-import java.nio.channels.ServerSocketChannel
-import java.time.Duration
-import java.util.concurrent.ConcurrentHashMap
-import java.util.concurrent.ThreadLocalRandom
-import kotlin.system.exitProcess
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.Supervisor")
 
 /**
  * The supervisor side of `forkProcesses`: starts the workers, restarts the ones that fail as
@@ -108,7 +112,13 @@ internal class Supervisor(
 
     /** [ForkOptions.workerTimeout], and how often workers are told to beat: a quarter of it, at most every second. */
     private val timeoutNanos: Long? = options.workerTimeout?.nanosOrMax()
-    private val heartbeatMillis: Long? = options.workerTimeout?.let { (it.toMillis() / 4).coerceIn(MIN_HEARTBEAT_MILLIS, MAX_CHECK_MILLIS) }
+    private val heartbeatMillis: Long? = timeoutNanos?.let { (it / 4 / 1_000_000).coerceIn(MIN_HEARTBEAT_MILLIS, MAX_CHECK_MILLIS) }
+
+    /** Until it is ready, a worker has the ready timeout if that is longer: a health check may fail while its server starts. */
+    private val startGraceNanos: Long? = timeoutNanos?.let { maxOf(it, options.readyTimeout.nanosOrMax()) }
+
+    /** When memory and age were last looked at: every second, however often heartbeats are checked. */
+    private var recycleCheckedNanos = System.nanoTime()
     private val ageNanos: Long? = options.maxWorkerAge?.nanosOrMax()
 
     /** SIGUSR2's new supervisor while it starts; [handedOver] once it serves and this one is on its way out. */
@@ -456,6 +466,7 @@ internal class Supervisor(
             spare.id = id
             spare.startedNanos = System.nanoTime()
             spare.ageLimitNanos = ageLimit()
+            spare.heardNanos = null // what it said while it waited (or, its health check failing, did not) is not its start as a worker
             current[id] = spare
             return spare
         }
@@ -671,6 +682,7 @@ internal class Supervisor(
         for (id in current.keys.sorted()) {
             if (stopping) return
             val old = current[id] ?: continue
+            if (old.timedOut) continue // on its way out, and restarted as a failure
             if (!replaceServing(old, "rolling restart")) return
         }
         logger.info { "rolling restart done" }
@@ -699,6 +711,13 @@ internal class Supervisor(
             logger.error { "$what stopped at child $id" }
             return false
         }
+        if (!ready && old.process.returnCode != null) {
+            // The old worker died meanwhile (its exit counted as replaced): the replacement is all this id has.
+            logger.error { "$what: child $id's replacement (pid ${fresh.pid}) was not ready within ${options.readyTimeout}, and pid ${old.pid} is gone; keeping it" }
+            fresh.replacing = null
+            leaving -= old
+            return false
+        }
         if (!ready) {
             logger.error {
                 "$what stopped: child $id's replacement (pid ${fresh.pid}) was not ready within " +
@@ -716,14 +735,14 @@ internal class Supervisor(
         return true
     }
 
-    /** Workers silent past [ForkOptions.workerTimeout] are stopped; until its first word a worker has the ready timeout, if longer. */
+    /** Workers silent past [ForkOptions.workerTimeout] are stopped; until it is ready a worker has the ready timeout, if longer. */
     private fun checkHeartbeats(now: Long) {
         val timeout = timeoutNanos ?: return
+        val grace = startGraceNanos ?: return
         for (worker in current.values) {
             if (worker.timedOut || worker.process.returnCode != null) continue
-            val heard = worker.heardNanos
-            val silent = now - (heard ?: worker.startedNanos)
-            if (silent > if (heard == null) maxOf(timeout, options.readyTimeout.toNanos()) else timeout) timeOut(worker, silent)
+            val silent = now - (worker.heardNanos ?: worker.startedNanos)
+            if (silent > if (worker.serving) timeout else grace) timeOut(worker, silent)
         }
     }
 
@@ -750,6 +769,8 @@ internal class Supervisor(
      */
     private fun checkRecycling(now: Long) {
         if (options.maxWorkerRss <= 0 && ageNanos == null) return
+        if (now - recycleCheckedNanos < MAX_CHECK_MILLIS * 1_000_000) return
+        recycleCheckedNanos = now
         if (rolling?.isActive == true || recycling?.isActive == true) return
         for (worker in current.values.sortedBy { it.startedNanos - now }) {
             if (!worker.serving || worker.timedOut || worker.removed || worker.replacing != null) continue
@@ -773,6 +794,7 @@ internal class Supervisor(
 
     /** Replaces [old] as a rolling restart would; a failed try is tried again after [RECYCLE_RETRY_MILLIS]. */
     private suspend fun recycle(old: Child, reason: String) {
+        if (current[old.id] !== old) return // exited, or removed by SIGTTOU, since the check
         logger.info { "child ${old.id} (pid ${old.pid}) recycled: $reason; replacing it" }
         options.listener?.onEvent(WorkerEvent.Recycled(old.id, old.pid, reason))
         old.recycled = true

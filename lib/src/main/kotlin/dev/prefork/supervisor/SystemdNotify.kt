@@ -1,13 +1,14 @@
 package dev.prefork.supervisor
 
+import dev.prefork.logger
 import dev.prefork.posix.Fds
 import dev.prefork.posix.Native
 import dev.prefork.posix.checkErrno
 import dev.prefork.posix.describeErrno
 import dev.prefork.posix.withNativeMemory
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.warn
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.SystemdNotify")
 
 /**
  * systemd's notification protocol (`sd_notify`): with `NOTIFY_SOCKET` set, the supervisor

@@ -1,10 +1,12 @@
 package dev.prefork.supervisor
 
 import dev.prefork.WORKER_VARIABLE_PREFIX
+import dev.prefork.info
+import dev.prefork.logger
 import dev.prefork.posix.Fds
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.warn
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.Upgrade")
 
 /**
  * Upgrading the supervisor itself, as unicorn and nginx do on SIGUSR2: the old supervisor

@@ -1,13 +1,15 @@
 package dev.prefork.supervisor
 
-import io.github.oshai.kotlinlogging.KotlinLogging
+import dev.prefork.info
+import dev.prefork.logger
+import dev.prefork.warn
 import java.io.FileInputStream
 import java.io.FileOutputStream
 import java.io.IOException
 import java.io.OutputStream
 import kotlin.system.exitProcess
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.WorkerRuntime")
 
 /**
  * This JVM as a worker, when a supervisor started it: its id (or, for a spare, the pipe its id
@@ -180,7 +182,7 @@ internal object WorkerRuntime {
                     val check = healthCheck
                     val passes = try {
                         check == null || check.asBoolean
-                    } catch (e: Exception) {
+                    } catch (e: Throwable) { // an AssertionError too: this thread must outlive any check
                         if (healthy) logger.warn(e) { "${describe()}: health check failed; no heartbeat while it fails" }
                         healthy = false
                         false

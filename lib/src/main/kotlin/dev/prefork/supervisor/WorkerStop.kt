@@ -1,15 +1,17 @@
 package dev.prefork.supervisor
 
-import io.github.oshai.kotlinlogging.KotlinLogging
-import sun.misc.Signal
-import sun.misc.SignalHandler
+import dev.prefork.info
+import dev.prefork.logger
+import dev.prefork.warn
 import java.net.InetSocketAddress
 import java.nio.channels.ServerSocketChannel
 import java.util.concurrent.ConcurrentHashMap
 import java.util.concurrent.CopyOnWriteArrayList
 import java.util.concurrent.TimeUnit
+import sun.misc.Signal
+import sun.misc.SignalHandler
 
-private val logger = KotlinLogging.logger {}
+private val logger = logger("dev.prefork.supervisor.WorkerStop")
 
 /**
  * A worker's SIGTERM, which the supervisor sends on a graceful stop and to the old worker of a

@@ -60,7 +60,6 @@ public final class HttpServerSample {
     }
 
     public static void main(String[] args) throws Exception {
-        System.setProperty("kotlin-logging.logStartupMessage", "false");
         System.setProperty("org.slf4j.simpleLogger.showThreadName", "false");
         int port = DEFAULT_PORT;
         int workers = Prefork.cpuCount();

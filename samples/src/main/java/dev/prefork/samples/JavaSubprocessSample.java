@@ -26,7 +26,6 @@ public final class JavaSubprocessSample {
     }
 
     public static void main(String[] args) throws Exception {
-        System.setProperty("kotlin-logging.logStartupMessage", "false");
         talkToCat();
         shellWithCallbacks();
         readLinesAsStream();

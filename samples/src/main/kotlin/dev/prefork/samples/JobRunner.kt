@@ -39,7 +39,6 @@ import kotlin.time.TimeSource
  * every running child before the JVM goes away.
  */
 fun main(args: Array<String>) {
-    System.setProperty("kotlin-logging.logStartupMessage", "false")
     val options = try {
         Options.parse(args)
     } catch (e: IllegalArgumentException) {

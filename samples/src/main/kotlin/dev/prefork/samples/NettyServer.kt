@@ -45,7 +45,6 @@ import kotlin.system.exitProcess
  * and the JVM exits once they are closed: a rolling restart loses no request.
  */
 fun main(args: Array<String>) {
-    System.setProperty("kotlin-logging.logStartupMessage", "false")
     System.setProperty("org.slf4j.simpleLogger.showThreadName", "false")
     var port = 8889
     var workers = cpuCount()

@@ -29,7 +29,6 @@ class FixtureJvm(
         add(Path.of(System.getProperty("java.home"), "bin", "java").toString())
         addAll(System.getProperty("prefork.test.nativeFlags", "--enable-native-access=ALL-UNNAMED").split(" ").filter { it.isNotBlank() })
         add("-Dorg.slf4j.simpleLogger.defaultLogLevel=$logLevel")
-        add("-Dkotlin-logging.logStartupMessage=false")
         add("-Xshare:auto")
         addAll(jvmFlags)
         if (jar != null) {

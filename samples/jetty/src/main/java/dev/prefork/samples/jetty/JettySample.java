@@ -43,7 +43,6 @@ public final class JettySample {
     private JettySample() {}
 
     public static void main(String[] args) throws Exception {
-        System.setProperty("kotlin-logging.logStartupMessage", "false");
         Options options = Options.parse(args);
         if (options.noFork) {
             Server server = new Server();

@@ -39,7 +39,6 @@ import kotlin.system.exitProcess
  * soon as it stops. `--no-fork` runs one plain Ktor server instead, for comparison.
  */
 fun main(args: Array<String>) {
-    System.setProperty("kotlin-logging.logStartupMessage", "false")
     val options = Options.parse(args)
     if (options.noFork) {
         embeddedServer(Netty, configure = {

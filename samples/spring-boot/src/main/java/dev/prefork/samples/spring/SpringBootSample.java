@@ -41,7 +41,6 @@ public class SpringBootSample {
     private final long pid = ProcessHandle.current().pid();
 
     public static void main(String[] args) throws IOException, InterruptedException {
-        System.setProperty("kotlin-logging.logStartupMessage", "false");
         Options options = Options.parse(args);
         int port = options.port;
         if (!options.noFork) {
