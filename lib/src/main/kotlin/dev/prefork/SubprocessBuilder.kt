@@ -20,15 +20,21 @@ import java.time.Duration
 internal const val WORKER_VARIABLE_PREFIX: String = "PREFORK_"
 
 /**
- * Configures and starts a [Subprocess]. Each stream defaults to [Redirect.INHERIT]; the
- * environment defaults to this process's; the working directory to this process's.
+ * Configures and starts a [Subprocess], or [run]s one to its end and captures its output.
+ * Each stream defaults to [Redirect.INHERIT] ([run]: stdout and stderr to a captured pipe);
+ * the environment defaults to this process's; the working directory to this process's.
  */
 public class SubprocessBuilder internal constructor(private val command: List<String>) {
-    private var stdin: Redirect = Redirect.INHERIT
-    private var stdout: Redirect = Redirect.INHERIT
-    private var stderr: Redirect = Redirect.INHERIT
+    // Null: not set, so [start] inherits and [run] captures.
+    private var stdin: Redirect? = null
+    private var stdout: Redirect? = null
+    private var stderr: Redirect? = null
     private var cwd: Path? = null
     private var env: Map<String, String>? = null
+    private var input: ByteArray? = null
+    private var timeout: Duration? = null
+    private var check = false
+    private var maxOutput = MAX_ARRAY
     private var terminateTimeout: Duration = Duration.ofSeconds(5)
     private var newProcessGroup = false
     private val extraFds = mutableListOf<ExtraFd>()
@@ -79,6 +85,37 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     }
 
     /**
+     * For [run]: [bytes] are written to the child's stdin, a pipe then (a [stdin] redirect other
+     * than [Redirect.STREAM] is refused), while its output is read; then stdin is closed. A child
+     * that exits without reading them all is no error. The array is not copied: do not change it
+     * while a run uses it.
+     */
+    public fun input(bytes: ByteArray): SubprocessBuilder = apply { input = bytes }
+
+    /**
+     * For [run]: past [timeout] the child is terminated (SIGTERM, SIGKILL after
+     * [terminateTimeout]) and reaped, and the run throws [SubprocessTimeoutException] with the
+     * output captured until then. Default: none.
+     */
+    public fun timeout(timeout: Duration): SubprocessBuilder = apply {
+        require(!timeout.isNegative) { "timeout < 0: $timeout" }
+        this.timeout = timeout
+    }
+
+    /** For [run]: a non-zero return code throws [CalledProcessError] with the captured output (Python's `check=True`). Default false. */
+    public fun check(check: Boolean): SubprocessBuilder = apply { this.check = check }
+
+    /**
+     * For [run]: the most bytes captured from stdout, and from stderr, each. A child that writes
+     * more is terminated and reaped, and the run throws [SubprocessOutputLimitException].
+     * Default: the largest array the JVM makes.
+     */
+    public fun maxOutput(bytes: Int): SubprocessBuilder = apply {
+        require(bytes in 0..MAX_ARRAY) { "maxOutput not in 0..$MAX_ARRAY: $bytes" }
+        maxOutput = bytes
+    }
+
+    /**
      * Starts the child as the leader of a new process group, and makes [Subprocess.signal],
      * [Subprocess.terminate], [Subprocess.kill], cancellation and close signal the whole group
      * while the child runs: a shell's own children then stop with it. The group also no longer
@@ -116,7 +153,41 @@ public class SubprocessBuilder internal constructor(private val command: List<St
      */
     @JvmName("start")
     @Throws(IOException::class)
-    public fun startDetached(): Subprocess {
+    public fun startDetached(): Subprocess =
+        spawn(stdin ?: Redirect.INHERIT, stdout ?: Redirect.INHERIT, stderr ?: Redirect.INHERIT)
+
+    /**
+     * Runs the child to its end and returns its return code, exit status and output, as
+     * Python's `subprocess.run(capture_output=True)` does, without a deadlock whatever the sizes:
+     * [input] is written while stdout and stderr are read.
+     *
+     * stdout and stderr are captured unless redirected: a stream given any redirect other than
+     * [Redirect.STREAM] goes there, and comes back null ([Redirect.STDOUT] merges stderr into
+     * the captured stdout). stdin is inherited unless [input] is given.
+     *
+     * The child is reaped before this returns or throws: on [timeout] ([SubprocessTimeoutException]),
+     * on [maxOutput] ([SubprocessOutputLimitException]), or when the caller is cancelled, it
+     * is first terminated (SIGTERM, SIGKILL after [terminateTimeout]). With [check], a non-zero
+     * return code throws [CalledProcessError]. A child that cannot start is the [IOException]
+     * of [start].
+     */
+    @JvmSynthetic
+    @Throws(IOException::class)
+    public suspend fun run(): CompletedProcess {
+        val given = stdin
+        require(input == null || given == null || given == Redirect.STREAM) { "input given, but stdin is $given" }
+        val stdinRedirect = if (input != null) Redirect.STREAM else given ?: Redirect.INHERIT
+        val stdoutRedirect = stdout ?: Redirect.STREAM
+        val stderrRedirect = stderr ?: Redirect.STREAM
+        return Run(command, input, timeout, check, maxOutput).run { spawn(stdinRedirect, stdoutRedirect, stderrRedirect) }
+    }
+
+    /** Blocks until the child was run to its end; see the suspending [run]. Interrupting the thread terminates the child. */
+    @JvmName("run")
+    @Throws(IOException::class, InterruptedException::class)
+    public fun runBlocking(): CompletedProcess = kotlinx.coroutines.runBlocking { run() }
+
+    private fun spawn(stdin: Redirect, stdout: Redirect, stderr: Redirect): Subprocess {
         cwd?.let {
             if (!Files.isDirectory(it)) {
                 throw IOException("Cannot run program \"${command[0]}\": directory \"$it\" does not exist or is not a directory")
@@ -171,6 +242,9 @@ public class SubprocessBuilder internal constructor(private val command: List<St
 
     private companion object {
         val STREAM_NAMES = arrayOf("stdin", "stdout", "stderr")
+
+        /** The largest array HotSpot allocates. */
+        const val MAX_ARRAY = Int.MAX_VALUE - 8
 
         fun environmentBlock(variables: Map<String, String>): List<String> {
             val block = ArrayList<String>(variables.size)

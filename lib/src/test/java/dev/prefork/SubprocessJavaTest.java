@@ -10,6 +10,9 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -200,5 +203,54 @@ class SubprocessJavaTest {
     IOException e = assertThrows(IOException.class, in::read);
     assertEquals("Stream closed", e.getMessage());
     assertNoPipeBut(before);
+  }
+
+  @Test
+  void runCapturesOutputWithInput() throws Exception {
+    CompletedProcess done = Subprocess.builder("sh", "-c", "tr a-z A-Z; echo done >&2")
+        .input(bytes("hello")).run();
+    assertEquals(0, done.returnCode());
+    assertEquals("HELLO", done.stdoutText());
+    assertEquals("done\n", done.stderrText(StandardCharsets.US_ASCII));
+    assertEquals(0, done.exitStatus().exitCode());
+    assertEquals(List.of("sh", "-c", "tr a-z A-Z; echo done >&2"), done.command());
+  }
+
+  @Test
+  void inputToAChildThatReadsNothing() throws Exception {
+    assertEquals(0, Subprocess.builder("true").input(new byte[50_000_000]).run().returnCode());
+  }
+
+  @Test
+  void checkedRunThrowsWithTheOutput() {
+    CalledProcessError e = assertThrows(CalledProcessError.class,
+        () -> Subprocess.builder("sh", "-c", "echo out; echo err >&2; exit 2").check(true).run());
+    assertEquals(2, e.returnCode());
+    assertArrayEquals(bytes("out\n"), e.stdout());
+    assertArrayEquals(bytes("err\n"), e.stderr());
+    // waitForExit's error carries no output: none was captured.
+    CalledProcessError fromWait = new CalledProcessError(1, List.of("x"));
+    assertNull(fromWait.stdout());
+  }
+
+  @Test
+  void runTimeoutTerminatesTheChildAndKeepsThePartialOutput() throws Exception {
+    SubprocessTimeoutException e = assertThrows(SubprocessTimeoutException.class,
+        () -> Subprocess.builder("sh", "-c", "echo $$; echo started; exec sleep 30")
+            .timeout(Duration.ofMillis(500)).run());
+    assertEquals(Duration.ofMillis(500), e.timeout());
+    assertEquals("Command [sh, -c, echo $$; echo started; exec sleep 30] timed out after 500 ms", e.getMessage());
+    String[] lines = new String(e.stdout(), StandardCharsets.UTF_8).split("\n");
+    assertEquals("started", lines[1]);
+    assertTrue(!Files.exists(Path.of("/proc/" + lines[0])), "child " + lines[0] + " is reaped");
+  }
+
+  @Test
+  void runOutputCap() {
+    SubprocessOutputLimitException e = assertThrows(SubprocessOutputLimitException.class,
+        () -> Subprocess.builder("cat", "/dev/zero").maxOutput(100_000).run());
+    assertEquals("stdout", e.stream());
+    assertEquals(100_000, e.limit());
+    assertEquals(List.of("cat", "/dev/zero"), e.command());
   }
 }
