@@ -23,14 +23,15 @@ public class CalledProcessError @JvmOverloads constructor(
 )
 
 /**
- * A `run()` outlived its `timeout`. An
+ * A `run()` outlived its `timeout`, or a Java `waitForExit(Duration)` its wait. An
  * [IOException], as the JDK's `SocketTimeoutException` and `HttpTimeoutException` are: it is
  * one more way for a run to fail, caught with the others (spawn errors, [CalledProcessError]),
  * and never a kotlinx `TimeoutCancellationException`, which a coroutine would take for its own
  * cancellation.
  *
- * The child has been terminated and reaped, and [stdout] and [stderr] hold what it wrote
- * before (null when not captured).
+ * From `run()`, the child has been terminated and reaped, and [stdout] and [stderr] hold what
+ * it wrote before (null when not captured). From `waitForExit(Duration)` they are null, and
+ * the child is being terminated as when a coroutine's `waitForExit` is cancelled.
  */
 public class SubprocessTimeoutException @JvmOverloads constructor(
     @get:JvmName("command") public val command: List<String>,

@@ -115,10 +115,27 @@ public class Subprocess private constructor(
     }
 
     /**
+     * Blocks until the child exits, at most [timeout]; see the suspending [waitForExit]. As a
+     * Kotlin `withTimeout(timeout) { waitForExit() }` does, a timeout terminates the child
+     * (SIGTERM, SIGKILL after the grace period; [onExit] tells when it is reaped) and throws
+     * [SubprocessTimeoutException] naming the command and [timeout]. Interrupting the thread
+     * terminates the child too.
+     */
+    @JvmName("waitForExit")
+    @JvmOverloads
+    @Throws(CalledProcessError::class, SubprocessTimeoutException::class, InterruptedException::class)
+    public fun waitForExitBlocking(timeout: java.time.Duration, raiseError: Boolean = true): Int {
+        require(!timeout.isNegative) { "timeout < 0: $timeout" }
+        val ended = awaitExitBlocking(timeout)
+        if (raiseError && ended.returnCode != 0) throw CalledProcessError(ended.returnCode, command)
+        return ended.returnCode
+    }
+
+    /**
      * The exit status, on this thread: a latch on the exit, no coroutine event loop (the first
      * spawn of a command-line tool would pay for one in start-up time).
      */
-    private fun awaitExitBlocking(): ExitStatus {
+    private fun awaitExitBlocking(timeout: java.time.Duration? = null): ExitStatus {
         val latch = java.util.concurrent.CountDownLatch(1)
         var failure: Throwable? = null
         // Runs at once if the child was reaped already; else on the reactor thread, as it reaps.
@@ -127,7 +144,13 @@ public class Subprocess private constructor(
             latch.countDown()
         }
         try {
-            latch.await()
+            if (timeout == null) {
+                latch.await()
+            } else if (!latch.await(saturatedNanos(timeout), java.util.concurrent.TimeUnit.NANOSECONDS)) {
+                handle.dispose()
+                Background.launch { terminateAndReap() }
+                throw SubprocessTimeoutException(command, timeout)
+            }
         } catch (interrupted: InterruptedException) {
             handle.dispose()
             Background.launch { terminateAndReap() }
@@ -241,6 +264,10 @@ public class Subprocess private constructor(
         }
 
         internal val reactor: Reactor get() = Reactor.shared
+
+        /** A [java.time.Duration] too long for nanoseconds (about 292 years) is a wait without end. */
+        private fun saturatedNanos(duration: java.time.Duration): Long =
+            if (duration.seconds >= Long.MAX_VALUE / 1_000_000_000L) Long.MAX_VALUE else duration.toNanos()
 
         /** Not a public constructor: Java could otherwise make a Subprocess for any pid and signal it. */
         @JvmSynthetic

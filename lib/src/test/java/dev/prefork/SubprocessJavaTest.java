@@ -253,4 +253,13 @@ class SubprocessJavaTest {
     assertEquals(100_000, e.limit());
     assertEquals(List.of("cat", "/dev/zero"), e.command());
   }
+
+  @Test
+  void waitForExitWithATimeout() throws Exception {
+    Subprocess p = Subprocess.builder("sleep", "30").start();
+    SubprocessTimeoutException e = assertThrows(SubprocessTimeoutException.class, () -> p.waitForExit(Duration.ofMillis(200)));
+    assertEquals("Command [sleep, 30] timed out after 200 ms", e.getMessage());
+    assertEquals(-15, p.onExit().get(10, TimeUnit.SECONDS));
+    assertEquals(7, Subprocess.builder("sh", "-c", "exit 7").start().waitForExit(Duration.ofSeconds(10), false));
+  }
 }
