@@ -30,7 +30,9 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     private var stdout: Redirect? = null
     private var stderr: Redirect? = null
     private var cwd: Path? = null
-    private var env: Map<String, String>? = null
+
+    /** Null while the inherited environment is untouched: the spawn then passes one encoded block, made once per JVM. */
+    private var env: MutableMap<String, String>? = null
     private var input: ByteArray? = null
     private var timeout: Duration? = null
     private var check = false
@@ -76,12 +78,34 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     /** The child's working directory. */
     public fun cwd(directory: Path): SubprocessBuilder = apply { cwd = directory }
 
-    /** The child's whole environment, replacing this process's (as `Popen(env=...)` does). */
+    /**
+     * The child's whole environment, replacing this process's (as `Popen(env=...)` does). A copy
+     * is taken: later edits go through [environment], [env] (name, value) and [removeEnv].
+     */
     public fun env(environment: Map<String, String>): SubprocessBuilder = apply {
-        environment.forEach { (k, v) ->
-            require(k.isNotEmpty() && '=' !in k && '\u0000' !in k && '\u0000' !in v) { "bad environment variable: \"$k\"" }
-        }
-        env = environment.toMap()
+        environment.forEach { (name, value) -> checkVariable(name, value) }
+        env = LinkedHashMap(environment)
+    }
+
+    /**
+     * The child's environment as a live, mutable map, as `ProcessBuilder.environment()`: this
+     * process's environment (without prefork's own worker and socket-activation variables) or
+     * the map given to [env], to add to, override and remove from. Entries are checked when the
+     * child starts (a name that is empty or holds `=` or NUL, or a value that holds NUL, is an
+     * [IllegalArgumentException] naming it). Until this is called, no copy is made.
+     */
+    public fun environment(): MutableMap<String, String> = env ?: LinkedHashMap(Inherited.variables).also { env = it }
+
+    /** Sets (adds or overrides) one variable in [environment]. */
+    public fun env(name: String, value: String): SubprocessBuilder = apply {
+        checkVariable(name, value)
+        environment()[name] = value
+    }
+
+    /** Removes one variable from [environment], if it is there. */
+    public fun removeEnv(name: String): SubprocessBuilder = apply {
+        checkVariable(name, "")
+        environment().remove(name)
     }
 
     /**
@@ -194,6 +218,8 @@ public class SubprocessBuilder internal constructor(private val command: List<St
             }
         }
         val name = if (command.size > 1) "${command[0]} ${command.subList(1, command.size)}" else command[0]
+        // Checked before any pipe is made: environment()'s map may have been edited directly.
+        val environment = env?.let(::checkedBlock) ?: Inherited.environment
         val plumbing = Plumbing(name)
         try {
             val fdMap = IntArray(3 + extraFds.size)
@@ -206,7 +232,6 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                     ExtraFd.ReadPipe -> plumbing.childEnd(3 + i, Redirect.STREAM)
                 }
             }
-            val environment = env?.let(::environmentBlock) ?: Inherited.environment
             val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap, newProcessGroup)
             val process = Subprocess.create(
                 command, pid,
@@ -246,6 +271,18 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         /** The largest array HotSpot allocates. */
         const val MAX_ARRAY = Int.MAX_VALUE - 8
 
+        fun checkVariable(name: String, value: String) {
+            require(name.isNotEmpty()) { "environment variable name is empty" }
+            require(name.indexOf('=') < 0) { "'=' in environment variable name: \"$name\"" }
+            require(!hasNul(name)) { "NUL character in environment variable name: \"$name\"" }
+            require(!hasNul(value)) { "NUL character in the value of environment variable \"$name\"" }
+        }
+
+        fun checkedBlock(variables: Map<String, String>): List<String> {
+            for (entry in variables.entries) checkVariable(entry.key, entry.value)
+            return environmentBlock(variables)
+        }
+
         fun environmentBlock(variables: Map<String, String>): List<String> {
             val block = ArrayList<String>(variables.size)
             for (entry in variables.entries) block.add(entry.key + "=" + entry.value)
@@ -265,14 +302,13 @@ public class SubprocessBuilder internal constructor(private val command: List<St
      * One list, so the spawn layer can reuse its native copy; made at the first spawn.
      */
     private object Inherited {
-        val environment: List<String> = environmentBlock(
-            HashMap(System.getenv()).apply {
-                keys.removeIf {
-                    (it.length >= WORKER_VARIABLE_PREFIX.length && it.substring(0, WORKER_VARIABLE_PREFIX.length) == WORKER_VARIABLE_PREFIX) ||
-                        it == SocketActivation.LISTEN_PID || it == SocketActivation.LISTEN_FDS || it == SocketActivation.LISTEN_FDNAMES
-                }
-            },
-        )
+        val variables: Map<String, String> = HashMap(System.getenv()).apply {
+            keys.removeIf {
+                (it.length >= WORKER_VARIABLE_PREFIX.length && it.substring(0, WORKER_VARIABLE_PREFIX.length) == WORKER_VARIABLE_PREFIX) ||
+                    it == SocketActivation.LISTEN_PID || it == SocketActivation.LISTEN_FDS || it == SocketActivation.LISTEN_FDNAMES
+            }
+        }
+        val environment: List<String> = environmentBlock(variables)
     }
 
     /** The fds of one spawn: what the parent keeps, what it closes after the spawn, and cleanup on failure. */

@@ -14,6 +14,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -261,5 +262,18 @@ class SubprocessJavaTest {
     assertEquals("Command [sleep, 30] timed out after 200 ms", e.getMessage());
     assertEquals(-15, p.onExit().get(10, TimeUnit.SECONDS));
     assertEquals(7, Subprocess.builder("sh", "-c", "exit 7").start().waitForExit(Duration.ofSeconds(10), false));
+  }
+
+  @Test
+  void environmentEdits() throws Exception {
+    assertTrue(System.getenv("HOME") != null, "HOME is inherited, so removing it shows");
+    SubprocessBuilder b = Subprocess.builder("sh", "-c", "printf '%s|%s|%s' \"$ADDED\" \"$PATH\" \"${HOME-unset}\"")
+        .env("ADDED", "1").env("PATH", "/elsewhere").removeEnv("HOME");
+    assertEquals("1|/elsewhere|unset", b.run().stdoutText());
+    Map<String, String> env = b.environment();
+    env.put("ADDED", "2");
+    assertEquals("2|/elsewhere|unset", b.run().stdoutText());
+    IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> b.env("NO=GOOD", "x"));
+    assertEquals("'=' in environment variable name: \"NO=GOOD\"", bad.getMessage());
   }
 }

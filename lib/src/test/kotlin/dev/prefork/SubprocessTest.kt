@@ -402,7 +402,7 @@ class SubprocessTest : FunSpec({
             shouldThrow<IllegalArgumentException> { Subprocess.builder("cat").terminateTimeout(java.time.Duration.ofSeconds(-1)) }
                 .message shouldBe "terminateTimeout < 0: PT-1S"
             shouldThrow<IllegalArgumentException> { Subprocess.builder("cat").env(mapOf("A=B" to "c")) }
-                .message shouldBe "bad environment variable: \"A=B\""
+                .message shouldBe "'=' in environment variable name: \"A=B\""
         }
 
         test("write to a closed stdin names the process") {
