@@ -36,11 +36,12 @@ public class PipeReader internal constructor(
     @JvmSynthetic
     public suspend fun readUntil(delimiter: ByteArray): ByteArray {
         require(delimiter.isNotEmpty()) { "delimiter is empty" }
-        var searchFrom = start
+        // Counted from start: a fill may move the bytes held to the front of the buffer.
+        var searched = 0
         while (true) {
-            val at = indexOf(delimiter, searchFrom)
+            val at = indexOf(delimiter, start + searched)
             if (at >= 0) return take(at + delimiter.size - start)
-            searchFrom = maxOf(start, end - delimiter.size + 1)
+            searched = maxOf(0, end - start - delimiter.size + 1)
             if (!fill()) {
                 throw EOFException("$name closed after ${end - start} bytes without the delimiter")
             }

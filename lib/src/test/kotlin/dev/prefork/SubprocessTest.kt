@@ -290,6 +290,13 @@ class SubprocessTest : FunSpec({
             p.waitForExit() shouldBe 0
         }
 
+        test("a line that continues in the next chunk, after lines taken from the first: no delimiter skipped") {
+            // The second chunk lands where the first began: a search resumed at the old offset would miss "c\n".
+            val p = sh("printf 'aaaaaaaa\\nb'; sleep 0.2; printf 'c\\nd\\ne\\n'").stdout(Redirect.STREAM).startDetached()
+            p.stdout!!.lines().toList() shouldBe listOf("aaaaaaaa", "bc", "d", "e")
+            p.waitForExit() shouldBe 0
+        }
+
         test("readUntil and readBytes at end of stream throw EOFException naming the stream") {
             val p = sh("printf abc").stdout(Redirect.STREAM).startDetached()
             shouldThrow<java.io.EOFException> { p.stdout!!.readUntil("x".toByteArray()) }.message shouldContain "stdout of sh"
