@@ -7,7 +7,8 @@ import java.nio.file.Path
  *
  * [STREAM] gives the parent a pipe ([Subprocess.stdin] / [Subprocess.stdout] /
  * [Subprocess.stderr]); [INHERIT] (the default) shares this process's own; [DEVNULL] is
- * `/dev/null`; [STDOUT], for stderr only, merges it into stdout; [file] reads or writes a file.
+ * `/dev/null`; [STDOUT], for stderr only, merges it into stdout; [file] reads or writes a file;
+ * [toLogger], for stdout or stderr, logs each line.
  */
 public sealed class Redirect {
     internal object Stream : Redirect() {
@@ -28,6 +29,10 @@ public sealed class Redirect {
 
     internal data class ToFile(val path: Path, val append: Boolean) : Redirect()
 
+    internal class ToLogger(val logger: org.slf4j.Logger, val level: org.slf4j.event.Level) : Redirect() {
+        override fun toString(): String = "toLogger(${logger.name}, $level)"
+    }
+
     public companion object {
         @JvmField public val STREAM: Redirect = Stream
 
@@ -43,5 +48,14 @@ public sealed class Redirect {
 
         /** For stdout or stderr: appends to [path], creating it if needed. */
         @JvmStatic public fun appendTo(path: Path): Redirect = ToFile(path, append = true)
+
+        /**
+         * For stdout or stderr: a pipe whose every line (UTF-8, without its terminator) prefork
+         * logs to [logger] at [level], one call each, from a background thread of its own; the
+         * text is the message, never a format. The [Subprocess] then has no reader for that
+         * stream (null, as [CompletedProcess] is after `run()`). `waitForExit` returns once the
+         * child exited and its lines were all logged (see [Subprocess.waitForExit]).
+         */
+        @JvmStatic public fun toLogger(logger: org.slf4j.Logger, level: org.slf4j.event.Level): Redirect = ToLogger(logger, level)
     }
 }

@@ -8,10 +8,12 @@ import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.CoroutineStart
+import kotlinx.coroutines.Deferred
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.asExecutor
+import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.future.asCompletableFuture
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
@@ -42,12 +44,20 @@ public class Subprocess private constructor(
     private val terminateTimeout: java.time.Duration,
     private val processGroup: Boolean = false,
     internal val extraReaders: List<PipeReader> = emptyList(),
+    logging: Job? = null,
 ) : AutoCloseable {
     @get:JvmName("pid")
     public val pid: Long = pid.toLong()
 
     private val lock = Any()
     private val exit = CompletableDeferred<ExitStatus>()
+
+    /** The exit, then the end of each [Redirect.toLogger] stream: what [waitForExit], [onExit] and the exit callback wait for. */
+    private val finished: Deferred<ExitStatus> = if (logging == null) exit else CompletableDeferred<ExitStatus>().also { done ->
+        exit.invokeOnCompletion { cause ->
+            if (cause != null) done.completeExceptionally(cause) else logging.invokeOnCompletion { done.complete(exit.getCompleted()) }
+        }
+    }
     private val callback = AtomicReference<ExitCallback?>()
 
     @Volatile private var status: ExitStatus? = null
@@ -91,11 +101,16 @@ public class Subprocess private constructor(
      * Suspends until the child exits and returns its return code; with [raiseError], a
      * non-zero code throws [CalledProcessError] instead. Cancelling the caller terminates the
      * child (SIGTERM, SIGKILL after the grace period) and rethrows the cancellation.
+     *
+     * A stream redirected with [Redirect.toLogger] is waited for too: this returns once its last
+     * line was logged. That is at the child's exit, unless the child passed the stream on to a
+     * process that still runs (`sh -c 'server &'`): then until that one closes it as well, as
+     * `run()` waits for captured output.
      */
     @JvmSynthetic
     public suspend fun waitForExit(raiseError: Boolean = true): Int {
         val ended = try {
-            exit.await()
+            finished.await()
         } catch (e: CancellationException) {
             Background.launch { terminateAndReap() }
             throw e
@@ -139,7 +154,7 @@ public class Subprocess private constructor(
         val latch = java.util.concurrent.CountDownLatch(1)
         var failure: Throwable? = null
         // Runs at once if the child was reaped already; else on the reactor thread, as it reaps.
-        val handle = exit.invokeOnCompletion { cause ->
+        val handle = finished.invokeOnCompletion { cause ->
             failure = cause
             latch.countDown()
         }
@@ -161,22 +176,53 @@ public class Subprocess private constructor(
     }
 
     /**
-     * Registers [callback] to run exactly once with the return code when the child exits, on a
+     * stdout's and stderr's lines as they arrive, each tagged with its stream; see [PipeReader.lines]
+     * for how lines are split and decoded. Either stream may be [Redirect.STREAM], or both; the
+     * flow completes when each of them ended (the child, and whatever it passed them on to, closed
+     * them). Each stream's own order is kept; across the two, lines come in the order their reads
+     * complete, which is the order written when the child flushes its writes and pauses between
+     * the streams. Cold: collect it once, and read those streams in no other way meanwhile.
+     *
+     * Cancelling the collector stops the reading, nothing else: the child keeps running (and
+     * blocks once a pipe it writes to is full) until it exits, or [close] or a signal ends it;
+     * lines already read but not yet collected are dropped.
+     *
+     * @throws IllegalStateException if neither stdout nor stderr is [Redirect.STREAM].
+     */
+    public fun outputLines(): Flow<OutputLine> = mergeLines(command, stdout, stderr)
+
+    /**
+     * Passes each of [outputLines] to [action], on this thread, until both streams ended: the
+     * blocking form for Java. An exception from [action] stops the reading and is thrown here;
+     * interrupting the thread stops it with [InterruptedException]. Neither touches the child.
+     *
+     * @throws IllegalStateException if neither stdout nor stderr is [Redirect.STREAM].
+     */
+    @Throws(IOException::class, InterruptedException::class)
+    public fun forEachOutputLine(action: java.util.function.Consumer<in OutputLine>) {
+        val lines = outputLines()
+        runBlocking { lines.collect { action.accept(it) } }
+    }
+
+    /**
+     * Registers [callback] to run exactly once with the return code when the child exits (and,
+     * as [waitForExit], its [Redirect.toLogger] streams ended), on a
      * background thread of prefork's (immediately, if it already has). Only one callback may be
      * set; [waitForExit] and [onExit] never replace it.
      */
     public fun setExitCallback(callback: ExitCallback) {
         check(this.callback.compareAndSet(null, callback)) { "exit callback already set for pid $pid" }
-        Background.launch { callback.onExit(exit.await().returnCode) }
+        Background.launch { callback.onExit(finished.await().returnCode) }
     }
 
     /**
-     * Completes with the return code when the child exits. Dependent stages run on a prefork
+     * Completes with the return code when the child exits (and, as [waitForExit], its
+     * [Redirect.toLogger] streams ended). Dependent stages run on a prefork
      * background thread, never on the reactor thread, so they may block or start processes.
      * Cancelling the future does not touch the child.
      */
     public fun onExit(): CompletableFuture<Int> =
-        exit.asCompletableFuture().thenApplyAsync({ it.returnCode }, Dispatchers.IO.asExecutor())
+        finished.asCompletableFuture().thenApplyAsync({ it.returnCode }, Dispatchers.IO.asExecutor())
 
     /**
      * Sends [signal] to the child (to its whole process group if it was started with
@@ -280,6 +326,7 @@ public class Subprocess private constructor(
             terminateTimeout: java.time.Duration,
             processGroup: Boolean,
             extraReaders: List<PipeReader>,
-        ): Subprocess = Subprocess(command, pid, stdin, stdout, stderr, terminateTimeout, processGroup, extraReaders)
+            logging: Job?,
+        ): Subprocess = Subprocess(command, pid, stdin, stdout, stderr, terminateTimeout, processGroup, extraReaders, logging)
     }
 }

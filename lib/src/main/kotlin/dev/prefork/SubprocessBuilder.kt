@@ -7,7 +7,12 @@ import dev.prefork.posix.Linux
 import dev.prefork.posix.Spawn
 import dev.prefork.supervisor.SocketActivation
 import dev.prefork.posix.Wait
+import dev.prefork.reaper.Background
+import kotlinx.coroutines.CoroutineStart
 import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.supervisorScope
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.withContext
@@ -65,6 +70,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
 
     public fun stdin(redirect: Redirect): SubprocessBuilder = apply {
         require(redirect != Redirect.STDOUT) { "Redirect.STDOUT is for stderr only" }
+        require(redirect !is Redirect.ToLogger) { "Redirect.toLogger is for stdout and stderr only" }
         stdin = redirect
     }
 
@@ -233,6 +239,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 }
             }
             val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap, newProcessGroup)
+            val logReaders = plumbing.logReaders(name, pid)
             val process = Subprocess.create(
                 command, pid,
                 stdin = plumbing.sink?.let { PipeWriter(it.input, "stdin of $name (pid $pid)") },
@@ -240,9 +247,10 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 stderr = plumbing.sources[2]?.let { PipeReader(it, "stderr of $name (pid $pid)") },
                 terminateTimeout = terminateTimeout,
                 processGroup = newProcessGroup,
-                extraReaders = ArrayList<PipeReader>().apply {
+                extraReaders = ArrayList<PipeReader>(logReaders).apply {
                     for (i in 0 until plumbing.extraSources.size) add(PipeReader(plumbing.extraSources[i], "fd ${3 + i} of $name (pid $pid)"))
                 },
+                logging = plumbing.logging(logReaders),
             )
             // The watch first: if it fails, the pumps have not started and each fd still has one owner (abandon).
             watch(process, pid)
@@ -318,13 +326,44 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         val extraSources = mutableListOf<PipeSource>()
         var sink: PipeSink? = null
 
+        /** stdout's and stderr's [Redirect.ToLogger] pipes, and the job that logs them, started with the pumps. */
+        private val logSources = arrayOfNulls<PipeSource>(3)
+        private val logTargets = arrayOfNulls<Redirect.ToLogger>(3)
+        private var logging: Job? = null
+
+        private val logReaders = arrayOfNulls<PipeReader>(3)
+
+        fun logReaders(name: String, pid: Int): List<PipeReader> {
+            val readers = ArrayList<PipeReader>(0)
+            for (fd in 1..2) {
+                val source = logSources[fd] ?: continue
+                readers.add(PipeReader(source, STREAM_NAMES[fd] + " of $name (pid $pid)").also { logReaders[fd] = it })
+            }
+            return readers
+        }
+
+        /** Null without a logger redirect: no coroutine then, and no logger touched. */
+        fun logging(readers: List<PipeReader>): Job? {
+            if (readers.isEmpty()) return null
+            // Supervised: a logger that throws on one stream stops that stream only (Background logs the failure).
+            return Background.launch(start = CoroutineStart.LAZY) {
+                supervisorScope {
+                    for (fd in 1..2) {
+                        val reader = logReaders[fd] ?: continue
+                        val target = logTargets[fd]!!
+                        launch { logLines(reader, target.logger, target.level) }
+                    }
+                }
+            }.also { logging = it }
+        }
+
         fun childEnd(fd: Int, redirect: Redirect): Int = when (redirect) {
             Redirect.Inherit -> Spawn.INHERIT
             Redirect.DevNull -> Spawn.DEV_NULL
             Redirect.Stdout -> Spawn.STDOUT
             Redirect.Stream -> {
-                val (read, write) = Fds.pipe().let { it[0] to it[1] }
                 if (fd == 0) {
+                    val (read, write) = Fds.pipe().let { it[0] to it[1] }
                     closeAfterSpawn += read
                     sink = try {
                         PipeSink(write, Subprocess.reactor, "stdin of $name")
@@ -334,16 +373,13 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                     }
                     read
                 } else {
-                    closeAfterSpawn += write
-                    try {
-                        val source = PipeSource(read, Subprocess.reactor, if (fd < 3) STREAM_NAMES[fd] + " of $name" else "fd $fd of $name")
-                        if (fd < 3) sources[fd] = source else extraSources += source
-                    } catch (e: IOException) {
-                        Fds.closeQuietly(read)
-                        throw e
-                    }
-                    write
+                    readEnd(fd) { if (fd < 3) sources[fd] = it else extraSources += it }
                 }
+            }
+            // A pipe, as for STREAM; its reader is prefork's own.
+            is Redirect.ToLogger -> readEnd(fd) {
+                logSources[fd] = it
+                logTargets[fd] = redirect
             }
             is Redirect.ToFile -> {
                 val flags = when {
@@ -355,12 +391,27 @@ public class SubprocessBuilder internal constructor(private val command: List<St
             }
         }
 
+        /** A pipe for child [fd] (1 and up): the parent's end goes to [keep] as a [PipeSource]; returns the child's end, closed after the spawn. */
+        private inline fun readEnd(fd: Int, keep: (PipeSource) -> Unit): Int {
+            val (read, write) = Fds.pipe().let { it[0] to it[1] }
+            closeAfterSpawn += write
+            try {
+                keep(PipeSource(read, Subprocess.reactor, if (fd < 3) STREAM_NAMES[fd] + " of $name" else "fd $fd of $name"))
+            } catch (e: IOException) {
+                Fds.closeQuietly(read)
+                throw e
+            }
+            return write
+        }
+
         fun spawned() {
             closeAfterSpawn.forEach(Fds::closeQuietly)
             closeAfterSpawn.clear()
             sink?.start()
             sources.forEach { it?.start() }
+            logSources.forEach { it?.start() }
             extraSources.forEach { it.start() }
+            logging?.start()
         }
 
         fun abandon() {
@@ -368,7 +419,9 @@ public class SubprocessBuilder internal constructor(private val command: List<St
             closeAfterSpawn.clear()
             sink?.abandon()
             sources.forEach { it?.abandon() }
+            logSources.forEach { it?.abandon() }
             extraSources.forEach { it.abandon() }
+            logging?.cancel()
         }
     }
 }

@@ -1,0 +1,34 @@
+package dev.prefork
+
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.map
+import kotlinx.coroutines.flow.merge
+
+/** Which of a child's output streams a line came from. */
+public enum class StdStream { STDOUT, STDERR }
+
+/** One line a child wrote, without its terminator, and the [stream] it wrote it to. */
+public class OutputLine(
+    @get:JvmName("stream") public val stream: StdStream,
+    @get:JvmName("text") public val text: String,
+) {
+    override fun equals(other: Any?): Boolean = other is OutputLine && other.stream == stream && other.text == text
+
+    override fun hashCode(): Int = 31 * stream.hashCode() + text.hashCode()
+
+    override fun toString(): String = "$stream: $text"
+}
+
+/**
+ * The lines of [stdout] and [stderr] (either may be null, not both) in the order their reads
+ * complete: each stream's own order is kept, and a pause between writes to the two streams
+ * orders them as written. A child's stream buffers its writes as it likes (C's stdio buffers a
+ * pipe): interleaving is only as fine as its flushes.
+ */
+internal fun mergeLines(command: List<String>, stdout: PipeReader?, stderr: PipeReader?): Flow<OutputLine> {
+    check(stdout != null || stderr != null) { "neither stdout nor stderr is Redirect.STREAM: $command" }
+    val tagged = ArrayList<Flow<OutputLine>>(2)
+    stdout?.let { reader -> tagged.add(reader.lines().map { OutputLine(StdStream.STDOUT, it) }) }
+    stderr?.let { reader -> tagged.add(reader.lines().map { OutputLine(StdStream.STDERR, it) }) }
+    return tagged.merge()
+}
