@@ -55,7 +55,7 @@ public class Subprocess private constructor(
     /** The exit, then the end of each [Redirect.toLogger] stream: what [waitForExit], [onExit] and the exit callback wait for. */
     private val finished: Deferred<ExitStatus> = if (logging == null) exit else CompletableDeferred<ExitStatus>().also { done ->
         exit.invokeOnCompletion { cause ->
-            if (cause != null) done.completeExceptionally(cause) else logging.invokeOnCompletion { done.complete(exit.getCompleted()) }
+            if (cause != null) done.completeExceptionally(cause) else logging.invokeOnCompletion { done.complete(checkNotNull(status)) }
         }
     }
     private val callback = AtomicReference<ExitCallback?>()

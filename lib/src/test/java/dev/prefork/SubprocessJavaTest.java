@@ -13,12 +13,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.slf4j.event.Level;
 
 /** The blocking facade, as a Java caller sees it. */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
@@ -275,5 +277,41 @@ class SubprocessJavaTest {
     assertEquals("2|/elsewhere|unset", b.run().stdoutText());
     IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> b.env("NO=GOOD", "x"));
     assertEquals("'=' in environment variable name: \"NO=GOOD\"", bad.getMessage());
+  }
+
+  @Test
+  void outputLinesOneAtATime() throws Exception {
+    try (Subprocess p = Subprocess.builder("sh", "-c", "echo a; sleep 0.2; echo b >&2; sleep 0.2; printf c")
+        .stdout(Redirect.STREAM).stderr(Redirect.STREAM).start()) {
+      List<OutputLine> lines = new ArrayList<>();
+      p.forEachOutputLine(lines::add);
+      assertEquals(List.of(new OutputLine(StdStream.STDOUT, "a"), new OutputLine(StdStream.STDERR, "b"),
+          new OutputLine(StdStream.STDOUT, "c")), lines);
+      assertEquals(StdStream.STDERR, lines.get(1).stream());
+      assertEquals("b", lines.get(1).text());
+      assertEquals(0, p.waitForExit());
+    }
+  }
+
+  @Test
+  void outputLinesWithoutPipesIsAnError() throws Exception {
+    try (Subprocess p = Subprocess.builder("true").stdout(Redirect.DEVNULL).start()) {
+      IllegalStateException e = assertThrows(IllegalStateException.class, () -> p.forEachOutputLine(line -> { }));
+      assertEquals("neither stdout nor stderr is Redirect.STREAM: [true]", e.getMessage());
+    }
+  }
+
+  @Test
+  void outputToLogger() throws Exception {
+    RecordingLogger logger = new RecordingLogger("child");
+    try (Subprocess p = Subprocess.builder("sh", "-c", "echo one; echo two >&2; seq 1 5000")
+        .stdout(Redirect.toLogger(logger, Level.INFO)).stderr(Redirect.toLogger(logger, Level.ERROR)).start()) {
+      assertNull(p.stdout());
+      assertEquals(0, p.waitForExit(Duration.ofSeconds(10)));
+      List<RecordingLogger.Record> records = logger.records();
+      assertEquals(5002, records.size());
+      assertTrue(records.contains(new RecordingLogger.Record(Level.ERROR, "two")));
+      assertEquals(new RecordingLogger.Record(Level.INFO, "5000"), records.get(records.size() - 1));
+    }
   }
 }
