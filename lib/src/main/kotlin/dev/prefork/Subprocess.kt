@@ -161,7 +161,7 @@ public class Subprocess private constructor(
         try {
             if (timeout == null) {
                 latch.await()
-            } else if (!latch.await(saturatedNanos(timeout), java.util.concurrent.TimeUnit.NANOSECONDS)) {
+            } else if (!latch.await(timeout.nanosOrMax(), java.util.concurrent.TimeUnit.NANOSECONDS)) {
                 handle.dispose()
                 Background.launch { terminateAndReap() }
                 throw SubprocessTimeoutException(command, timeout)
@@ -310,10 +310,6 @@ public class Subprocess private constructor(
         }
 
         internal val reactor: Reactor get() = Reactor.shared
-
-        /** A [java.time.Duration] too long for nanoseconds (about 292 years) is a wait without end. */
-        private fun saturatedNanos(duration: java.time.Duration): Long =
-            if (duration.seconds >= Long.MAX_VALUE / 1_000_000_000L) Long.MAX_VALUE else duration.toNanos()
 
         /** Not a public constructor: Java could otherwise make a Subprocess for any pid and signal it. */
         @JvmSynthetic

@@ -33,6 +33,14 @@ private fun FixtureJvm.started(n: Int): Pair<Int, Map<Int, Long>> {
     return port to pids
 }
 
+/** Stops the load and requires that it was served throughout, [what] went on meanwhile. */
+private fun Load.settled(what: String) {
+    close()
+    println("OperateTest: ${served.get()} requests $what, ${failures.get()} failed")
+    failures.get() shouldBe 0
+    served.get() shouldBeGreaterThan 0
+}
+
 /** gunicorn's and Puma's operator features: hung workers, recycling, a status report. */
 class OperateTest : FunSpec({
     test("a SIGSTOPped worker times out: SIGTERM, then restarted with its id, within workerTimeout + gracefulTimeout") {
@@ -79,10 +87,7 @@ class OperateTest : FunSpec({
                     println("OperateTest: $breakage: child $id (pid $broken) timed out and was replaced by pid $fresh")
                 }
                 Thread.sleep(300)
-                load.close()
-                println("OperateTest: ${load.served.get()} requests across two timed-out workers, ${load.failures.get()} failed")
-                load.failures.get() shouldBe 0
-                load.served.get() shouldBeGreaterThan 0
+                load.settled("across two timed-out workers")
             }
             f.stderr() shouldContain "health check says unhealthy"
             f.signal(15)
@@ -105,10 +110,7 @@ class OperateTest : FunSpec({
                 eventually(20.seconds) { ProcFs.alive(grown) shouldBe false }
                 println("OperateTest: child $id (pid $grown) recycled ($reason), pid $fresh serves")
                 Thread.sleep(300)
-                load.close()
-                println("OperateTest: ${load.served.get()} requests while recycling, ${load.failures.get()} failed")
-                load.failures.get() shouldBe 0
-                load.served.get() shouldBeGreaterThan 0
+                load.settled("while recycling")
             }
             f.stderr() shouldContain Regex("child \\d+ \\(pid \\d+\\) exited with status \\d+, recycled")
             f.signal(SIGUSR1)
@@ -134,10 +136,7 @@ class OperateTest : FunSpec({
                     mapOf(first.toInt() to firstPid.toLong(), second.toInt() to secondPid.toLong()) shouldBe pids
                 }
                 eventually(30.seconds) { ProcFs.alive(secondPid.toLong()) shouldBe false }
-                load.close()
-                println("OperateTest: both workers recycled by age in turn: ${load.served.get()} requests, ${load.failures.get()} failed")
-                load.failures.get() shouldBe 0
-                load.served.get() shouldBeGreaterThan 0
+                load.settled("while both workers were recycled by age in turn")
             }
             f.signal(15)
             f.exitCode(60) shouldBe 0
