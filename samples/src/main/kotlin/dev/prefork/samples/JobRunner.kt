@@ -4,6 +4,7 @@ package dev.prefork.samples
 
 import dev.prefork.ExitStatus
 import dev.prefork.Redirect
+import dev.prefork.StdStream
 import dev.prefork.Subprocess
 import dev.prefork.SubprocessBuilder
 import kotlinx.coroutines.CancellationException
@@ -12,8 +13,8 @@ import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.async
 import kotlinx.coroutines.awaitAll
 import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.future.await
-import kotlinx.coroutines.joinAll
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.sync.Semaphore
@@ -21,18 +22,24 @@ import kotlinx.coroutines.sync.withPermit
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeoutOrNull
 import java.io.IOException
+import java.io.PrintStream
 import java.time.Duration
 import kotlin.system.exitProcess
 import kotlin.time.TimeSource
 
 /**
  * A coroutine job runner: runs shell commands with bounded parallelism, streams each job's
- * output as it comes, and ends with a table of exit status, wall time, CPU time and peak RSS.
+ * output as it comes (stdout and stderr in arrival order, from [Subprocess.outputLines]),
+ * shows live progress, and ends with a table of exit status, wall time, CPU time and peak RSS.
  *
  * ```
  * java -cp prefork-samples.jar dev.prefork.samples.JobRunnerKt          # the built-in demo jobs
- * java -cp prefork-samples.jar dev.prefork.samples.JobRunnerKt --parallel 2 'make -C a' 'sleep 1; echo ok'
+ * java -cp prefork-samples.jar dev.prefork.samples.JobRunnerKt --parallel 2 --timeout 60 'make -C a' 'sleep 1; echo ok'
  * ```
+ *
+ * On a terminal a status line at the bottom counts the jobs finished, failed, running and
+ * waiting while their output scrolls above it; piped or redirected, the output has no escape
+ * codes and a plain progress line follows each finished job ([Progress]).
  *
  * Every child is started with the suspending `start()`, so it belongs to the coroutine that
  * runs its job: Ctrl-C or SIGTERM cancels the runner's scope, and cancellation terminates
@@ -80,32 +87,56 @@ private fun stopOnShutdown(runner: Job) {
 /** One shell command to run, and the return code the demo expects of it (0 for user-given jobs). */
 class JobSpec(val command: String, val expectedReturnCode: Int = 0, val note: String? = null)
 
-/** What a finished (or cancelled) job left behind. */
-class JobResult(val id: Int, val spec: JobSpec, val status: ExitStatus?, val wallNanos: Long, val error: String?) {
+/**
+ * What a finished (or cancelled) job left behind: [error] says why it could not start; a job
+ * that [timedOut] was stopped by the runner, and its [status] tells how it ended then.
+ */
+class JobResult(
+    val id: Int,
+    val spec: JobSpec,
+    val status: ExitStatus?,
+    val wallNanos: Long,
+    val error: String?,
+    val timedOut: Boolean = false,
+) {
     val returnCode: Int? get() = status?.returnCode
-    val asExpected: Boolean get() = error == null && returnCode == spec.expectedReturnCode
+    val asExpected: Boolean get() = error == null && !timedOut && returnCode == spec.expectedReturnCode
+    val succeeded: Boolean get() = error == null && !timedOut && returnCode == 0
 }
 
-class JobRunner(private val options: Options) {
+class JobRunner(private val options: Options, private val out: PrintStream = System.out) {
     private val semaphore = Semaphore(options.parallel)
+    private lateinit var progress: Progress
 
     /** Runs every job and prints the summary; returns the runner's own exit code. */
     suspend fun runAll(): Int {
         val jobs = options.commands?.map { JobSpec(it) } ?: DEMO_JOBS
         val mode = if (options.mergeStderr) "stderr merged into stdout" else "stderr tagged 'err'"
-        println("[runner] ${plural(jobs.size, "job")}, at most ${options.parallel} at a time, $mode")
+        val limit = options.timeout?.let { ", each stopped after ${SummaryTable.seconds(it.toNanos())}" } ?: ""
+        out.println("[runner] ${plural(jobs.size, "job")}, at most ${options.parallel} at a time, $mode$limit")
         warmUp()
+        val live = when (options.progress) {
+            ProgressMode.AUTO -> Progress.stdoutIsTerminal()
+            ProgressMode.ALWAYS -> true
+            ProgressMode.NEVER -> false
+        }
+        progress = Progress(out, live, jobs.size)
         val results = try {
             coroutineScope {
+                // The status line shows a clock: redraw it while jobs run, whether or not they print.
+                val ticker = if (live) launch { while (true) { delay(STATUS_REFRESH_MILLIS); progress.redraw() } } else null
                 jobs.mapIndexed { index, spec -> async { semaphore.withPermit { runJob(index + 1, spec) } } }.awaitAll()
+                    .also { ticker?.cancel() }
             }
         } catch (e: CancellationException) {
-            println("[runner] cancelled")
+            progress.line("[runner] cancelled")
             throw e
+        } finally {
+            progress.close()
         }
-        println()
-        print(SummaryTable.render(results))
-        println(SummaryTable.RSS_NOTE)
+        out.println()
+        out.print(SummaryTable.render(results))
+        out.println(SummaryTable.RSS_NOTE)
         return verdict(results, demo = options.commands == null)
     }
 
@@ -118,63 +149,72 @@ class JobRunner(private val options: Options) {
     }
 
     private fun verdict(results: List<JobResult>, demo: Boolean): Int {
-        val failed = results.filter { it.returnCode != 0 }
+        val failed = results.filterNot { it.succeeded }
         if (!demo) {
             if (failed.isEmpty()) {
-                println("[runner] ${plural(results.size, "job")} succeeded")
+                out.println("[runner] ${plural(results.size, "job")} succeeded")
                 return 0
             }
-            println("[runner] ${failed.size} of ${results.size} failed: ${failed.joinToString { "job ${it.id}" }}")
+            out.println("[runner] ${failed.size} of ${results.size} failed: ${failed.joinToString { "job ${it.id}" }}")
             return 1
         }
         for (result in failed.filter { it.asExpected }) {
-            println("[runner] job ${result.id} ${describe(result.status!!)}: expected, the demo fails it on purpose")
+            out.println("[runner] job ${result.id} ${describe(result.status!!)}: expected, the demo fails it on purpose")
         }
         val surprises = results.filterNot { it.asExpected }
         for (result in surprises) {
-            val outcome = result.status?.let(::describe) ?: result.error
-            println("[runner] job ${result.id} $outcome: NOT expected (wanted return code ${result.spec.expectedReturnCode})")
+            val outcome = result.error ?: ((if (result.timedOut) "timed out, " else "") + describe(result.status!!))
+            out.println("[runner] job ${result.id} $outcome: NOT expected (wanted return code ${result.spec.expectedReturnCode})")
         }
-        println(if (surprises.isEmpty()) "[runner] demo OK: every job ended as expected" else "[runner] demo FAILED")
+        out.println(if (surprises.isEmpty()) "[runner] demo OK: every job ended as expected" else "[runner] demo FAILED")
         return if (surprises.isEmpty()) 0 else 1
     }
 
     private suspend fun runJob(id: Int, spec: JobSpec): JobResult {
         val tag = "[job $id]"
-        println("$tag \$ ${spec.command}${spec.note?.let { "   # $it" } ?: ""}")
+        progress.jobStarted()
+        progress.line("$tag \$ ${spec.command}${spec.note?.let { "   # $it" } ?: ""}")
         val started = TimeSource.Monotonic.markNow()
-        return coroutineScope {
+        val result = coroutineScope {
             val process = try {
-                builder(spec.command).start()
+                builder(id, spec.command).start()
             } catch (e: IOException) {
-                println("$tag could not start: ${e.message}")
+                progress.line("$tag could not start: ${e.message}")
                 return@coroutineScope JobResult(id, spec, null, started.elapsedNow().inWholeNanoseconds, e.message)
             }
-            // Readers run next to waitForExit: a child that fills a pipe nobody reads never exits.
-            val readers = listOfNotNull(
-                process.stdout?.let { out -> launch { out.lines().collect { println("$tag $it") } } },
-                process.stderr?.let { err -> launch { err.lines().collect { println("[job $id err] $it") } } },
-            )
-            try {
-                process.waitForExit(raiseError = false)
+            // The reader runs next to waitForExit: a child that fills a pipe nobody reads never exits.
+            val reader = launch {
+                process.outputLines().collect { line ->
+                    progress.line(if (line.stream == StdStream.STDERR) "[job $id err] ${line.text}" else "$tag ${line.text}")
+                }
+            }
+            val exited = try {
+                // A timeout cancels the wait, and a cancelled wait terminates the child's process group.
+                withTimeoutOrNull(options.timeout?.toMillis() ?: Long.MAX_VALUE) { process.waitForExit(raiseError = false) }
             } catch (e: CancellationException) {
                 // Cancellation sends the job's whole process group SIGTERM (SIGKILL after the
                 // grace period), so what the shell started stops too; the scope that started
                 // the job ends only when it is gone.
                 withContext(NonCancellable) { process.onExit().await() }
-                println("$tag cancelled: pid ${process.pid} ${process.exitStatus?.let(::describe)}")
+                progress.line("$tag cancelled: pid ${process.pid} ${process.exitStatus?.let(::describe)}")
                 throw e
             }
+            if (exited == null) process.onExit().await()
             val wall = started.elapsedNow().inWholeNanoseconds
-            readers.joinAll() // the pipes end soon after the exit; report the exit after the last line
+            reader.join() // the pipes end soon after the exit; report the exit after the last line
             val status = checkNotNull(process.exitStatus) { "no exit status after waitForExit" }
-            println("$tag ${describe(status)} after ${SummaryTable.seconds(wall)}")
-            JobResult(id, spec, status, wall, null)
+            val timedOut = exited == null
+            val limit = if (timedOut) "timed out (limit ${SummaryTable.seconds(options.timeout!!.toNanos())}): " else ""
+            progress.line("$tag $limit${describe(status)} after ${SummaryTable.seconds(wall)}")
+            JobResult(id, spec, status, wall, null, timedOut)
         }
+        progress.jobFinished(result.succeeded)
+        return result
     }
 
     /** Each job leads a process group of its own, so stopping it stops what its shell started too. */
-    private fun builder(command: String): SubprocessBuilder = Subprocess.builder("sh", "-c", command)
+    private fun builder(id: Int, command: String): SubprocessBuilder = Subprocess.builder("sh", "-c", command)
+        .env("JOB_ID", id.toString())
         .newProcessGroup()
         .stdin(Redirect.DEVNULL)
         .stdout(Redirect.STREAM)
@@ -183,6 +223,7 @@ class JobRunner(private val options: Options) {
 
     companion object {
         val TERMINATE_TIMEOUT: Duration = Duration.ofSeconds(2)
+        private const val STATUS_REFRESH_MILLIS = 250L
 
         /** A few seconds of varied work; job 3 and job 8 fail on purpose. */
         val DEMO_JOBS: List<JobSpec> = listOf(
@@ -194,7 +235,7 @@ class JobRunner(private val options: Options) {
             JobSpec("i=0; while [ \$i -lt 300000 ]; do i=\$((i+1)); done; echo counted to \$i", note = "burns CPU"),
             JobSpec("seq 1 500000 | sort -rn | head -n 3", note = "a pipeline: wait4 counts every stage"),
             JobSpec("echo 'sending myself SIGTERM'; kill -TERM \$\$", expectedReturnCode = -15, note = "killed on purpose"),
-            JobSpec("sleep 1; echo 'slept 1 s'"),
+            JobSpec("sleep 1; echo \"slept 1 s as job \$JOB_ID\""),
         )
     }
 }

@@ -35,6 +35,7 @@ object SummaryTable {
             result.id.toString(),
             when {
                 status == null -> "not started"
+                result.timedOut -> "timed out"
                 status.signal != null -> "signal ${status.signal}"
                 else -> "exit ${status.exitCode}"
             },
