@@ -43,7 +43,10 @@ public class Subprocess private constructor(
     @get:JvmName("stderr") public val stderr: PipeReader?,
     private val terminateTimeout: java.time.Duration,
     private val processGroup: Boolean = false,
+    /** The parent's ends of the pipes given as fd 3, 4, ... ([SubprocessBuilder.readPipe]), in fd order. */
     internal val extraReaders: List<PipeReader> = emptyList(),
+    /** The streams that [Redirect.toLogger] reads; closed with the rest. */
+    private val logReaders: List<PipeReader> = emptyList(),
     logging: Job? = null,
 ) : AutoCloseable {
     @get:JvmName("pid")
@@ -261,6 +264,7 @@ public class Subprocess private constructor(
         stdout?.close()
         stderr?.close()
         for (reader in extraReaders) reader.close()
+        for (reader in logReaders) reader.close()
     }
 
     internal suspend fun terminateAndReap() {
@@ -322,7 +326,8 @@ public class Subprocess private constructor(
             terminateTimeout: java.time.Duration,
             processGroup: Boolean,
             extraReaders: List<PipeReader>,
+            logReaders: List<PipeReader>,
             logging: Job?,
-        ): Subprocess = Subprocess(command, pid, stdin, stdout, stderr, terminateTimeout, processGroup, extraReaders, logging)
+        ): Subprocess = Subprocess(command, pid, stdin, stdout, stderr, terminateTimeout, processGroup, extraReaders, logReaders, logging)
     }
 }

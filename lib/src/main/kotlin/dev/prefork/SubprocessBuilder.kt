@@ -247,9 +247,8 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                 stderr = plumbing.sources[2]?.let { PipeReader(it, "stderr of $name (pid $pid)") },
                 terminateTimeout = terminateTimeout,
                 processGroup = newProcessGroup,
-                extraReaders = ArrayList<PipeReader>(logReaders).apply {
-                    for (i in 0 until plumbing.extraSources.size) add(PipeReader(plumbing.extraSources[i], "fd ${3 + i} of $name (pid $pid)"))
-                },
+                extraReaders = List(plumbing.extraSources.size) { i -> PipeReader(plumbing.extraSources[i], "fd ${3 + i} of $name (pid $pid)") },
+                logReaders = logReaders,
                 logging = plumbing.logging(logReaders),
             )
             // The watch first: if it fails, the pumps have not started and each fd still has one owner (abandon).
