@@ -11,11 +11,16 @@ import java.nio.charset.Charset
  * object's; they are not copied for each call.
  */
 public class CompletedProcess internal constructor(
+    /** The program and its arguments, as given to the builder. Java: `command()`. */
     @get:JvmName("command") public val command: List<String>,
+    /** How the child ended: exit code or signal, CPU time, peak RSS. Java: `exitStatus()`. */
     @get:JvmName("exitStatus") public val exitStatus: ExitStatus,
+    /** Everything the child wrote to stdout, or null when not captured. Java: `stdout()`. */
     @get:JvmName("stdout") public val stdout: ByteArray?,
+    /** Everything the child wrote to stderr, or null when not captured. Java: `stderr()`. */
     @get:JvmName("stderr") public val stderr: ByteArray?,
 ) {
+    /** The exit code, or `-signal` when a signal killed the child ([ExitStatus.returnCode]). Java: `returnCode()`. */
     @get:JvmName("returnCode")
     public val returnCode: Int get() = exitStatus.returnCode
 
@@ -33,5 +38,6 @@ public class CompletedProcess internal constructor(
         if (returnCode != 0) throw CalledProcessError(returnCode, command, stdout, stderr)
     }
 
+    /** The command and how it ended, for logs; not the output. */
     override fun toString(): String = "CompletedProcess(command=$command, $exitStatus)"
 }

@@ -10,9 +10,13 @@ import java.time.Duration
  * captured (a `waitForExit`, or a stream redirected elsewhere).
  */
 public class CalledProcessError @JvmOverloads constructor(
+    /** The exit code, or `-signal` when a signal killed the child. Java: `returnCode()`. */
     @get:JvmName("returnCode") public val returnCode: Int,
+    /** The program and its arguments. Java: `command()`. */
     @get:JvmName("command") public val command: List<String>,
+    /** What a checked `run()` captured from stdout, or null. Java: `stdout()`. */
     @get:JvmName("stdout") public val stdout: ByteArray? = null,
+    /** What a checked `run()` captured from stderr, or null. Java: `stderr()`. */
     @get:JvmName("stderr") public val stderr: ByteArray? = null,
 ) : IOException(
     if (returnCode < 0) {
@@ -34,9 +38,13 @@ public class CalledProcessError @JvmOverloads constructor(
  * the child is being terminated as when a coroutine's `waitForExit` is cancelled.
  */
 public class SubprocessTimeoutException @JvmOverloads constructor(
+    /** The program and its arguments. Java: `command()`. */
     @get:JvmName("command") public val command: List<String>,
+    /** The time that ran out: the builder's `timeout`, or the wait's. Java: `timeout()`. */
     @get:JvmName("timeout") public val timeout: Duration,
+    /** What `run()` had captured from stdout when time ran out, or null. Java: `stdout()`. */
     @get:JvmName("stdout") public val stdout: ByteArray? = null,
+    /** What `run()` had captured from stderr when time ran out, or null. Java: `stderr()`. */
     @get:JvmName("stderr") public val stderr: ByteArray? = null,
 ) : IOException("Command $command timed out after ${timeout.toMillis()} ms")
 
@@ -45,13 +53,20 @@ public class SubprocessTimeoutException @JvmOverloads constructor(
  * "stderr"); the child has been terminated and reaped, and the output dropped.
  */
 public class SubprocessOutputLimitException(
+    /** The program and its arguments. Java: `command()`. */
     @get:JvmName("command") public val command: List<String>,
+    /** The stream that went over: `"stdout"` or `"stderr"`. Java: `stream()`. */
     @get:JvmName("stream") public val stream: String,
+    /** The builder's `maxOutput`, in bytes. Java: `limit()`. */
     @get:JvmName("limit") public val limit: Int,
 ) : IOException("Command $command wrote more than $limit bytes to $stream (maxOutput)")
 
 /** Called once with a child's return code when it exits; see [Subprocess.setExitCallback]. */
 public fun interface ExitCallback {
+    /**
+     * Runs once, on a prefork background thread (never the reactor thread, so it may block),
+     * with the exit code, or `-signal`. What it throws is logged and goes no further.
+     */
     public fun onExit(returnCode: Int)
 }
 

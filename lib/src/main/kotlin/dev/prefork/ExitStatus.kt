@@ -16,6 +16,7 @@ public class ExitStatus internal constructor(result: WaitResult) {
     @get:JvmName("signal")
     public val signal: Int? = if (result.signaled) result.termSignal else null
 
+    /** True when the signal that killed the process also made it dump core. */
     @get:JvmName("coreDumped")
     public val coreDumped: Boolean = result.coreDumped
 
@@ -23,9 +24,11 @@ public class ExitStatus internal constructor(result: WaitResult) {
     @get:JvmName("returnCode")
     public val returnCode: Int = result.returnCode
 
+    /** CPU time the child spent in user mode (`ru_utime`), its own and its reaped children's. */
     @get:JvmName("userCpuTime")
     public val userCpuTime: Duration = Duration.ofNanos(result.userMicros * 1000)
 
+    /** CPU time the kernel spent for the child (`ru_stime`), its own and its reaped children's. */
     @get:JvmName("systemCpuTime")
     public val systemCpuTime: Duration = Duration.ofNanos(result.systemMicros * 1000)
 
@@ -38,6 +41,7 @@ public class ExitStatus internal constructor(result: WaitResult) {
     @get:JvmName("maxRssBytes")
     public val maxRssBytes: Long = result.maxRssKiB * 1024
 
+    /** `exited with status N` or `killed by signal N`, as a log line would say it. */
     override fun toString(): String = when (signal) {
         null -> "exited with status $exitCode"
         else -> "killed by signal $signal" + if (coreDumped) " (core dumped)" else ""

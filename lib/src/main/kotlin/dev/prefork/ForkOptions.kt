@@ -24,6 +24,7 @@ public class ForkOptions private constructor(builder: Builder) {
     @get:JvmName("backoffInitial")
     public val backoffInitial: Duration = builder.backoffInitial
 
+    /** The longest delay the doubling of [backoffInitial] reaches; a worker that ran at least this long before failing starts again from [backoffInitial]. */
     @get:JvmName("backoffMax")
     public val backoffMax: Duration = builder.backoffMax
 
@@ -35,6 +36,7 @@ public class ForkOptions private constructor(builder: Builder) {
     @get:JvmName("workerCommand")
     public val workerCommand: List<String>? = builder.workerCommand
 
+    /** Told of every [WorkerEvent], on the supervisor's thread; null: none. */
     @get:JvmName("listener")
     public val listener: WorkerListener? = builder.listener
 
@@ -82,9 +84,11 @@ public class ForkOptions private constructor(builder: Builder) {
     @get:JvmName("maxWorkerAge")
     public val maxWorkerAge: Duration? = builder.maxWorkerAge
 
+    /** The most a worker's random share adds to [maxWorkerAge], so that workers started together are not replaced together. */
     @get:JvmName("maxWorkerAgeJitter")
     public val maxWorkerAgeJitter: Duration = builder.maxWorkerAgeJitter
 
+    /** A builder holding these options, to change a few: `options.toBuilder().numProcesses(8).build()`. */
     public fun toBuilder(): Builder = Builder().also {
         it.numProcesses = numProcesses
         it.maxRestarts = maxRestarts
@@ -108,6 +112,11 @@ public class ForkOptions private constructor(builder: Builder) {
         it.maxWorkerAgeJitter = maxWorkerAgeJitter
     }
 
+    /**
+     * Sets [ForkOptions] one by one, each setter returning the builder; [build] makes the
+     * immutable options. Get one from [ForkOptions.builder] or [ForkOptions.toBuilder]. A setter
+     * given a value out of range throws [IllegalArgumentException] at once, not at [build].
+     */
     public class Builder internal constructor() {
         internal var numProcesses = 0
         internal var maxRestarts = 100
@@ -130,18 +139,30 @@ public class ForkOptions private constructor(builder: Builder) {
         internal var maxWorkerAge: Duration? = null
         internal var maxWorkerAgeJitter: Duration = Duration.ZERO
 
+        /** Workers to start; 0 or less (the default): [cpuCount]. */
         public fun numProcesses(n: Int): Builder = apply { numProcesses = n }
 
+        /** Abnormal exits restarted before the supervisor gives up with [TooManyRestartsException]; default 100, Tornado's. */
         public fun maxRestarts(n: Int): Builder = apply {
             require(n >= 0) { "maxRestarts < 0: $n" }
             maxRestarts = n
         }
 
+        /**
+         * Counts [maxRestarts] within any span of [window] instead of over the whole run, as
+         * systemd's `StartLimitIntervalSec` and Erlang's supervisors do; null (the default):
+         * Tornado's total count.
+         */
         public fun restartWindow(window: Duration?): Builder = apply {
             require(window == null || (!window.isNegative && !window.isZero)) { "restartWindow <= 0: $window" }
             restartWindow = window
         }
 
+        /**
+         * Delays a worker's restart by [initial], doubled for each consecutive crash of the same
+         * id up to [max]; a worker that ran at least [max] before it failed starts again from
+         * [initial] (see [RestartPolicy]). Default zero and zero: restart at once, as Tornado does.
+         */
         public fun backoff(initial: Duration, max: Duration): Builder = apply {
             require(!initial.isNegative) { "backoff initial < 0: $initial" }
             require(max >= initial) { "backoff max < initial: $max < $initial" }
@@ -149,6 +170,7 @@ public class ForkOptions private constructor(builder: Builder) {
             backoffMax = max
         }
 
+        /** How long a worker gets between SIGTERM and SIGKILL when it is stopped or replaced; default 30 s. */
         public fun gracefulTimeout(timeout: Duration): Builder = apply {
             require(!timeout.isNegative) { "gracefulTimeout < 0: $timeout" }
             gracefulTimeout = timeout
@@ -164,6 +186,7 @@ public class ForkOptions private constructor(builder: Builder) {
             workerCommand = command.toList()
         }
 
+        /** [workerCommand] with the program and its arguments given one by one. */
         public fun workerCommand(vararg command: String): Builder = workerCommand(command.toList())
 
         /** Told of every worker start, readiness and exit, on the supervisor's thread: keep it short. */
@@ -312,9 +335,11 @@ public class ForkOptions private constructor(builder: Builder) {
             maxWorkerAgeJitter = jitter
         }
 
+        /** The options as set so far; the builder may be changed and built again. */
         public fun build(): ForkOptions = ForkOptions(this)
     }
 
+    /** Every setting, for logs. */
     override fun toString(): String =
         "ForkOptions(numProcesses=$numProcesses, maxRestarts=$maxRestarts, restartWindow=$restartWindow, " +
             "backoff=$backoffInitial..$backoffMax, gracefulTimeout=$gracefulTimeout, workerCommand=$workerCommand, " +
@@ -322,7 +347,9 @@ public class ForkOptions private constructor(builder: Builder) {
             "spareWorkers=$spareWorkers, startupArchive=$startupArchive, startupArchiveDirectory=$startupArchiveDirectory, statusFile=$statusFile, " +
             "workerTimeout=$workerTimeout, maxWorkerRss=$maxWorkerRss, maxWorkerAge=$maxWorkerAge+$maxWorkerAgeJitter)"
 
+    /** Where options come from: [builder] (Java: `ForkOptions.builder()`, a static method). */
     public companion object {
+        /** A builder with every default: Tornado's where Tornado has the setting. */
         @JvmStatic
         public fun builder(): Builder = Builder()
 
@@ -337,38 +364,47 @@ public class ForkOptions private constructor(builder: Builder) {
 public sealed class WorkerEvent(
     /** The worker's task id, in `0 until numProcesses`; [NO_ID] for the events of a spare that has none yet. */
     @get:JvmName("id") public val id: Int,
+    /** The worker's (or spare's) process id. */
     @get:JvmName("pid") public val pid: Long,
 ) {
     /** Worker [id] runs as [pid]: a new JVM, or a spare that took the id over ([fromSpare]). */
     public class Started internal constructor(
         id: Int,
         pid: Long,
+        /** True when a waiting spare took the id over, so no new JVM had to start. */
         @get:JvmName("fromSpare") public val fromSpare: Boolean = false,
     ) : WorkerEvent(id, pid) {
+        /** `child 0 (pid 41) started`, as a log line. */
         override fun toString(): String = "child $id (pid $pid) started" + if (fromSpare) " (a spare took over)" else ""
     }
 
     /** A spare reached `forkProcesses`, warmed up if it does so, and waits there for an id. */
     public class SpareReady internal constructor(pid: Long) : WorkerEvent(NO_ID, pid) {
+        /** `spare (pid 41) waiting`, as a log line. */
         override fun toString(): String = "spare (pid $pid) waiting"
     }
 
     /** A spare JVM was started; it has no id until it takes over from a worker (then [Started] follows, with its pid). */
     public class SpareStarted internal constructor(pid: Long) : WorkerEvent(NO_ID, pid) {
+        /** `spare (pid 41) started`, as a log line. */
         override fun toString(): String = "spare (pid $pid) started"
     }
 
     /** A spare ended with [status] before it took over any id; [restarting] says whether another spare is started for it. */
     public class SpareExited internal constructor(
         pid: Long,
+        /** How the spare ended. */
         @get:JvmName("status") public val status: ExitStatus,
+        /** Whether another spare is started in its place. */
         @get:JvmName("restarting") public val restarting: Boolean,
     ) : WorkerEvent(NO_ID, pid) {
+        /** `spare (pid 41) exited with status 1, restarting`, as a log line. */
         override fun toString(): String = "spare (pid $pid) $status" + if (restarting) ", restarting" else ""
     }
 
     /** The worker is serving: `forkProcesses` returned in it, or it called [Worker.ready] (see [ForkOptions.explicitReady]). */
     public class Ready internal constructor(id: Int, pid: Long) : WorkerEvent(id, pid) {
+        /** `child 0 (pid 41) ready`, as a log line. */
         override fun toString(): String = "child $id (pid $pid) ready"
     }
 
@@ -376,14 +412,18 @@ public sealed class WorkerEvent(
     public class Exited internal constructor(
         id: Int,
         pid: Long,
+        /** How the worker ended: exit code or signal, CPU time, peak RSS. */
         @get:JvmName("status") public val status: ExitStatus,
+        /** Whether a replacement with the same id follows (false: a clean exit, a stop, or the restarts ran out). */
         @get:JvmName("restarting") public val restarting: Boolean,
     ) : WorkerEvent(id, pid) {
+        /** `child 0 (pid 41) killed by signal 9, restarting`, as a log line. */
         override fun toString(): String = "child $id (pid $pid) $status" + if (restarting) ", restarting" else ""
     }
 
     /** Worker [id] was added to the pool (SIGTTIN, or [dev.prefork.addWorker]) and runs as [pid]. */
     public class Added internal constructor(id: Int, pid: Long) : WorkerEvent(id, pid) {
+        /** `child 4 (pid 41) added`, as a log line. */
         override fun toString(): String = "child $id (pid $pid) added"
     }
 
@@ -392,6 +432,7 @@ public sealed class WorkerEvent(
      * and is stopped gracefully; [pid] is -1 when it was not running (a restart was pending).
      */
     public class Removed internal constructor(id: Int, pid: Long) : WorkerEvent(id, pid) {
+        /** `child 4 (pid 41) removed`, as a log line. */
         override fun toString(): String = "child $id (pid $pid) removed"
     }
 
@@ -404,8 +445,10 @@ public sealed class WorkerEvent(
     public class TimedOut internal constructor(
         id: Int,
         pid: Long,
+        /** How long the worker had been silent when the supervisor noticed: at least [ForkOptions.workerTimeout]. */
         @get:JvmName("silentFor") public val silentFor: Duration,
     ) : WorkerEvent(id, pid) {
+        /** `child 0 (pid 41) timed out, silent for 5012 ms`, as a log line. */
         override fun toString(): String = "child $id (pid $pid) timed out, silent for ${silentFor.toMillis()} ms"
     }
 
@@ -417,18 +460,26 @@ public sealed class WorkerEvent(
     public class Recycled internal constructor(
         id: Int,
         pid: Long,
+        /** Which limit the worker passed and by how much, in words for a log. */
         @get:JvmName("reason") public val reason: String,
     ) : WorkerEvent(id, pid) {
+        /** `child 0 (pid 41) recycled: ` and the [reason], as a log line. */
         override fun toString(): String = "child $id (pid $pid) recycled: $reason"
     }
 
+    /** Holds [NO_ID] (Java: `WorkerEvent.NO_ID`). */
     public companion object {
         /** The [id] of a spare's events: it has no task id yet. */
         public const val NO_ID: Int = -1
     }
 }
 
+/**
+ * Told of each [WorkerEvent] of the supervisor it was given to ([ForkOptions.Builder.listener]).
+ * A lambda in Kotlin and Java alike.
+ */
 public fun interface WorkerListener {
+    /** Runs on the supervisor's own thread, one event at a time and in order: keep it short, and do not block. */
     public fun onEvent(event: WorkerEvent)
 }
 

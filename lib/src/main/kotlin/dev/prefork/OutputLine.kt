@@ -5,17 +5,28 @@ import kotlinx.coroutines.flow.map
 import kotlinx.coroutines.flow.merge
 
 /** Which of a child's output streams a line came from. */
-public enum class StdStream { STDOUT, STDERR }
+public enum class StdStream {
+    /** The child's standard output, fd 1. */
+    STDOUT,
+
+    /** The child's standard error, fd 2. */
+    STDERR,
+}
 
 /** One line a child wrote, without its terminator, and the [stream] it wrote it to. */
 public class OutputLine(
+    /** The stream the line was read from. Java: `stream()`. */
     @get:JvmName("stream") public val stream: StdStream,
+    /** The line, decoded as UTF-8, without its terminator. Java: `text()`. */
     @get:JvmName("text") public val text: String,
 ) {
+    /** Equal when both the stream and the text are. */
     override fun equals(other: Any?): Boolean = other is OutputLine && other.stream == stream && other.text == text
 
+    /** Consistent with [equals]. */
     override fun hashCode(): Int = 31 * stream.hashCode() + text.hashCode()
 
+    /** `STDOUT: text` or `STDERR: text`. */
     override fun toString(): String = "$stream: $text"
 }
 

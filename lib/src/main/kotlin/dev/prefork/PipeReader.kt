@@ -24,6 +24,10 @@ public class PipeReader internal constructor(
     private val source: PipeSource,
     private val name: String,
 ) {
+    /**
+     * The chunks as the pump read them from the pipe (each array is the receiver's), closed at
+     * end of stream. Java: `channel()`; from Java, [inputStream] or the blocking reads are easier.
+     */
     @get:JvmName("channel")
     public val channel: ReceiveChannel<ByteArray> = source.output
 
@@ -89,14 +93,25 @@ public class PipeReader internal constructor(
         return take(minOf(max, end - start))
     }
 
+    /**
+     * Java's `readUntil(delimiter)`: [readUntil], blocking the calling thread.
+     *
+     * @throws java.io.EOFException if the pipe closes before the delimiter came.
+     */
     @JvmName("readUntil")
     @Throws(java.io.IOException::class, InterruptedException::class)
     public fun readUntilBlocking(delimiter: ByteArray): ByteArray = runBlocking { readUntil(delimiter) }
 
+    /**
+     * Java's `readBytes(n)`: [readBytes], blocking the calling thread.
+     *
+     * @throws java.io.EOFException if the pipe closes before [n] bytes came.
+     */
     @JvmName("readBytes")
     @Throws(java.io.IOException::class, InterruptedException::class)
     public fun readBytesBlocking(n: Int): ByteArray = runBlocking { readBytes(n) }
 
+    /** Java's `readUntilClose()`: [readUntilClose], blocking the calling thread. */
     @JvmName("readUntilClose")
     @Throws(java.io.IOException::class, InterruptedException::class)
     public fun readUntilCloseBlocking(): ByteArray = runBlocking { readUntilClose() }

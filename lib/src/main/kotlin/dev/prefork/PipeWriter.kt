@@ -16,6 +16,7 @@ import java.io.OutputStream
  * The caller gives up ownership of each array it writes: do not change it afterwards.
  */
 public class PipeWriter internal constructor(
+    /** The queue the pump drains into the pipe; [close] it, or call [close], for end-of-file. Java: `channel()`. */
     @get:JvmName("channel") public val channel: SendChannel<ByteArray>,
     private val name: String,
 ) {
@@ -23,6 +24,12 @@ public class PipeWriter internal constructor(
 
     @Volatile private var processExited = false
 
+    /**
+     * Queues [bytes] for the child; suspends while the queue is full. An empty array is
+     * ignored. Returning does not mean the child has read them.
+     *
+     * @throws IOException if stdin was closed, by [close] or because the child exited.
+     */
     @JvmSynthetic
     public suspend fun write(bytes: ByteArray) {
         if (bytes.isEmpty()) return
@@ -44,6 +51,7 @@ public class PipeWriter internal constructor(
         channel.close()
     }
 
+    /** Java's `write(bytes)`: [write], blocking the calling thread while the queue is full. */
     @JvmName("write")
     @Throws(IOException::class, InterruptedException::class)
     public fun writeBlocking(bytes: ByteArray): Unit = runBlocking { write(bytes) }

@@ -33,11 +33,15 @@ public sealed class Redirect {
         override fun toString(): String = "toLogger(${logger.name}, $level)"
     }
 
+    /** The redirects, as constants and factories (Java: `Redirect.STREAM`, `Redirect.file(path)`). */
     public companion object {
+        /** A pipe to the parent: the [Subprocess]'s `stdin`, `stdout` or `stderr` reads or writes it. Tornado's `Subprocess.STREAM`. */
         @JvmField public val STREAM: Redirect = Stream
 
+        /** The parent's own stdin, stdout or stderr, shared with the child (the default for all three). */
         @JvmField public val INHERIT: Redirect = Inherit
 
+        /** `/dev/null`: the child reads end-of-file at once, or its output is dropped. */
         @JvmField public val DEVNULL: Redirect = DevNull
 
         /** stderr only: the child's stderr is a copy of its stdout, whatever that is. */

@@ -5,10 +5,19 @@ package dev.prefork
  * New kinds may be added in later versions: a `when` over it should have an `else` branch.
  */
 public sealed interface RestartDecision {
-    /** Start worker [id] again, with the same id, after [delayNanos] (0: at once). */
+    /**
+     * Start worker [id] again, with the same id, after [delayNanos] (0: at once).
+     *
+     * @property id the task id to start again.
+     * @property delayNanos the backoff before the start, in nanoseconds; 0 without backoff.
+     */
     public data class Restart(@get:JvmName("id") public val id: Int, @get:JvmName("delayNanos") public val delayNanos: Long) : RestartDecision
 
-    /** Worker [id] exited cleanly and is not restarted. */
+    /**
+     * Worker [id] exited cleanly and is not restarted.
+     *
+     * @property id the task id that is done: no worker runs with it any more.
+     */
     public data class Retire(@get:JvmName("id") public val id: Int) : RestartDecision
 
     /**
@@ -43,7 +52,13 @@ public data class RestartState internal constructor(
     public val done: Boolean get() = alive.isEmpty() && !gaveUp
 }
 
-/** One exit's outcome: what to do, and the state to pass to the next call. */
+/**
+ * One exit's outcome: what to do, and the state to pass to the next call. In Kotlin it
+ * destructures: `val (decision, next) = policy.onExit(...)`; Java reads `decision()` and `state()`.
+ *
+ * @property decision what the supervisor does about the exit.
+ * @property state the bookkeeping after it, for the next [RestartPolicy.onExit].
+ */
 public data class RestartStep(
     @get:JvmName("decision") public val decision: RestartDecision,
     @get:JvmName("state") public val state: RestartState,
@@ -70,6 +85,11 @@ public data class RestartStep(
  * Exits the supervisor causes itself (a rolling restart, recycling, a removed worker) are not
  * exits here; a worker stopped for a missed heartbeat ([ForkOptions.Builder.workerTimeout]) is
  * an abnormal exit like a crash.
+ *
+ * @property maxRestarts the restart budget: over the lifetime, or within [restartWindowNanos].
+ * @property restartWindowNanos the span the budget applies to, in nanoseconds; null: the lifetime.
+ * @property backoffInitialNanos the delay before an id's first consecutive restart; 0: none.
+ * @property backoffMaxNanos the delay the doubling stops at, and the run time after which a failure counts as a first again.
  */
 public data class RestartPolicy @JvmOverloads constructor(
     @get:JvmName("maxRestarts") public val maxRestarts: Int,
@@ -88,6 +108,7 @@ public data class RestartPolicy @JvmOverloads constructor(
         }
     }
 
+    /** Holds [of] (Java: `RestartPolicy.of(options)`, a static method). */
     public companion object {
         /** The policy the supervisor applies for [options]: its restart budget, window and backoff. */
         @JvmStatic

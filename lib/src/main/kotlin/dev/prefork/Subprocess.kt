@@ -36,10 +36,14 @@ import java.util.concurrent.atomic.AtomicReference
  * still runs, waits until it is reaped, and closes every pipe.
  */
 public class Subprocess private constructor(
+    /** The program and its arguments, as given to the builder. Java: `command()`. */
     @get:JvmName("command") public val command: List<String>,
     pid: Int,
+    /** The child's stdin when it was [Redirect.STREAM], else null. Java: `stdin()`. */
     @get:JvmName("stdin") public val stdin: PipeWriter?,
+    /** The child's stdout when it was [Redirect.STREAM], else null. Java: `stdout()`. */
     @get:JvmName("stdout") public val stdout: PipeReader?,
+    /** The child's stderr when it was [Redirect.STREAM], else null. Java: `stderr()`. */
     @get:JvmName("stderr") public val stderr: PipeReader?,
     private val terminateTimeout: java.time.Duration,
     private val processGroup: Boolean = false,
@@ -49,6 +53,7 @@ public class Subprocess private constructor(
     private val logReaders: List<PipeReader> = emptyList(),
     logging: Job? = null,
 ) : AutoCloseable {
+    /** The child's process id. It stays this object's after the exit, but the kernel may give it to another process once the child is reaped. Java: `pid()`. */
     @get:JvmName("pid")
     public val pid: Long = pid.toLong()
 
@@ -292,13 +297,16 @@ public class Subprocess private constructor(
         }
     }
 
+    /** The pid, the command and whether it still runs, for logs. */
     override fun toString(): String = "Subprocess(pid=$pid, command=$command, ${status ?: "running"})"
 
+    /** Where Subprocesses come from: [builder] (Java: `Subprocess.builder(...)`, a static method). */
     public companion object {
         /** A builder for [command]: the program (looked up on PATH) and its arguments. */
         @JvmStatic
         public fun builder(vararg command: String): SubprocessBuilder = SubprocessBuilder(copyOf(command.size) { command[it] })
 
+        /** A builder for [command]: the program (looked up on PATH) and its arguments, copied. */
         @JvmStatic
         public fun builder(command: List<String>): SubprocessBuilder = SubprocessBuilder(copyOf(command.size) { command[it] })
 

@@ -68,17 +68,34 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         for (argument in command) require(!hasNul(argument)) { "NUL character in command: $command" }
     }
 
+    /**
+     * Where the child's stdin comes from: [Redirect.INHERIT] (the default), [Redirect.STREAM]
+     * (a [PipeWriter]), [Redirect.DEVNULL] or [Redirect.file]. With [run], [input] is the other way.
+     *
+     * @throws IllegalArgumentException for [Redirect.STDOUT] or [Redirect.toLogger], which are output redirects.
+     */
     public fun stdin(redirect: Redirect): SubprocessBuilder = apply {
         require(redirect != Redirect.STDOUT) { "Redirect.STDOUT is for stderr only" }
         require(redirect !is Redirect.ToLogger) { "Redirect.toLogger is for stdout and stderr only" }
         stdin = redirect
     }
 
+    /**
+     * Where the child's stdout goes: [Redirect.STREAM] (a [PipeReader]), [Redirect.INHERIT],
+     * [Redirect.DEVNULL], [Redirect.file], [Redirect.appendTo] or [Redirect.toLogger]. Unset, it
+     * is inherited by [start] and captured by [run].
+     *
+     * @throws IllegalArgumentException for [Redirect.STDOUT], which is for stderr.
+     */
     public fun stdout(redirect: Redirect): SubprocessBuilder = apply {
         require(redirect != Redirect.STDOUT) { "Redirect.STDOUT is for stderr only" }
         stdout = redirect
     }
 
+    /**
+     * Where the child's stderr goes: as for [stdout], and also [Redirect.STDOUT], which merges it
+     * into stdout (with [run], the captured stdout then holds both, and `stderr` is null).
+     */
     public fun stderr(redirect: Redirect): SubprocessBuilder = apply { stderr = redirect }
 
     /** The child's working directory. */

@@ -21,6 +21,10 @@ public class DrainHandler(handler: Handler) : Handler.Wrapper(handler) {
 
     @Volatile private var draining = false
 
+    /**
+     * Counts the request in flight until its [callback] completes, adds `Connection: close`
+     * once [drain] began, and passes the request on to the wrapped handler.
+     */
     override fun handle(request: Request, response: Response, callback: Callback): Boolean {
         inFlight.incrementAndGet()
         if (draining) response.headers.put(HttpHeader.CONNECTION, HttpHeaderValue.CLOSE.asString())

@@ -25,19 +25,23 @@ import org.springframework.context.annotation.Configuration
  */
 @AutoConfiguration
 public class PreforkAutoConfiguration {
+    /** The [WorkerReadyListener] bean: registered in every application, a no-op outside a worker. */
     @Bean
     public fun preforkWorkerReady(): WorkerReadyListener = WorkerReadyListener()
 
     /** Says `Worker.ready()` once the application is ready. */
     public class WorkerReadyListener : ApplicationListener<ApplicationReadyEvent> {
+        /** Calls [Worker.ready], which does nothing outside a worker or when the worker is ready already. */
         override fun onApplicationEvent(event: ApplicationReadyEvent) {
             Worker.ready()
         }
     }
 
+    /** Active when Tomcat and Spring Boot's Tomcat factory are on the class path: Tomcat on the shared socket, with the drain. */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnClass(name = ["org.apache.catalina.startup.Tomcat", "org.springframework.boot.web.embedded.tomcat.TomcatServletWebServerFactory"])
     public class TomcatConfiguration {
+        /** Customizes Tomcat's factory in a worker only: its connector serves the inherited socket on fd 0, and drains on SIGTERM. */
         @Bean
         public fun preforkTomcat(): WebServerFactoryCustomizer<TomcatServletWebServerFactory> = PreforkTomcat()
     }
