@@ -9,53 +9,62 @@ import kotlinx.coroutines.withTimeoutOrNull
 import java.io.IOException
 import java.time.Duration
 
-/** One `SubprocessBuilder.run()`: feeds stdin, captures stdout and stderr, waits, and never leaves the child running. */
+/**
+ * One `run()` of a child, or of a pipeline's members: feeds the first one's stdin, captures
+ * every stdout and stderr it has a pipe for, waits for them all, and never leaves one running.
+ * [command] names the run in a timeout: the child's, or the pipeline's.
+ */
 internal class Run(
     private val command: List<String>,
     private val input: ByteArray?,
     private val timeout: Duration?,
-    private val check: Boolean,
     private val maxOutput: Int,
 ) {
-    /** [start] spawns the child; it runs on [Dispatchers.IO] and is not interrupted by cancellation. */
-    suspend fun run(start: () -> Subprocess): CompletedProcess {
-        var started: Subprocess? = null
+    /**
+     * [start] spawns the children, first to last (the pipeline's order); it runs on
+     * [Dispatchers.IO] and is not interrupted by cancellation. If it throws, it has ended what it
+     * had started.
+     */
+    suspend fun run(start: () -> List<Subprocess>): List<CompletedProcess> {
+        var started: List<Subprocess>? = null
         try {
-            // Kept even if the caller is cancelled meanwhile (withContext would drop the result): the finally block ends it.
+            // Kept even if the caller is cancelled meanwhile (withContext would drop the result): the finally block ends them.
             withContext(NonCancellable + Dispatchers.IO) { started = start() }
             return communicate(started!!)
         } finally {
-            started?.let {
+            started?.let { processes ->
                 withContext(NonCancellable) {
-                    it.terminateAndReap() // a no-op once it was reaped
-                    it.close()
+                    coroutineScope { for (process in processes) launch { process.terminateAndReap() } } // a no-op once reaped
+                    for (process in processes) process.close()
                 }
             }
         }
     }
 
-    private suspend fun communicate(process: Subprocess): CompletedProcess {
-        val stdout = process.stdout?.let { Capture(it, "stdout") }
-        val stderr = process.stderr?.let { Capture(it, "stderr") }
-        val untilExit: suspend () -> ExitStatus = {
+    private suspend fun communicate(processes: List<Subprocess>): List<CompletedProcess> {
+        val stdouts = processes.map { process -> process.stdout?.let { Capture(it, process.command, "stdout") } }
+        val stderrs = processes.map { process -> process.stderr?.let { Capture(it, process.command, "stderr") } }
+        val untilExit: suspend () -> List<ExitStatus> = {
             coroutineScope {
-                process.stdin?.let { stdin -> launch { feed(stdin) } }
-                stdout?.let { launch { it.read() } }
-                stderr?.let { launch { it.read() } }
+                processes[0].stdin?.let { stdin -> launch { feed(stdin) } }
+                for (capture in stdouts + stderrs) capture?.let { launch { it.read() } }
             }
-            process.waitForExit(raiseError = false)
-            checkNotNull(process.exitStatus)
+            processes.map { process ->
+                process.waitForExit(raiseError = false)
+                checkNotNull(process.exitStatus)
+            }
         }
         // Milliseconds, as kotlinx counts them; a timeout too large for a Long is none.
         val millis = timeout?.let { runCatching { it.toMillis() }.getOrNull() }
-        val status = if (millis == null) untilExit() else withTimeoutOrNull(millis) { untilExit() }
-        if (status == null) {
-            // The captures stopped with the timeout: what they hold is all the child wrote until then.
-            process.terminateAndReap()
-            throw SubprocessTimeoutException(command, timeout!!, stdout?.bytes(), stderr?.bytes())
+        val statuses = if (millis == null) untilExit() else withTimeoutOrNull(millis) { untilExit() }
+        if (statuses == null) {
+            // The captures stopped with the timeout: what they hold is all the children wrote until then.
+            coroutineScope { for (process in processes) launch { process.terminateAndReap() } }
+            // A pipeline's stderr streams are several: none of them stands for the run's.
+            val stderr = if (processes.size == 1) stderrs[0]?.bytes() else null
+            throw SubprocessTimeoutException(command, timeout!!, stdouts.last()?.bytes(), stderr)
         }
-        val completed = CompletedProcess(command, status, stdout?.bytes(), stderr?.bytes())
-        return if (check) completed.checkReturnCode() else completed
+        return processes.indices.map { CompletedProcess(processes[it].command, statuses[it], stdouts[it]?.bytes(), stderrs[it]?.bytes()) }
     }
 
     private suspend fun feed(stdin: PipeWriter) {
@@ -68,7 +77,7 @@ internal class Run(
     }
 
     /** The chunks of one stream as they arrive; read after the reading coroutine completed. */
-    private inner class Capture(private val reader: PipeReader, private val stream: String) {
+    private inner class Capture(private val reader: PipeReader, private val command: List<String>, private val stream: String) {
         private val chunks = ArrayList<ByteArray>()
         private var size = 0
 

@@ -226,7 +226,8 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         val stdinRedirect = if (input != null) Redirect.STREAM else given ?: Redirect.INHERIT
         val stdoutRedirect = stdout ?: Redirect.STREAM
         val stderrRedirect = stderr ?: Redirect.STREAM
-        return Run(command, input, timeout, check, maxOutput).run { spawn(stdinRedirect, stdoutRedirect, stderrRedirect) }
+        val completed = Run(command, input, timeout, maxOutput).run { listOf(spawn(stdinRedirect, stdoutRedirect, stderrRedirect)) }[0]
+        return if (check) completed.checkReturnCode() else completed
     }
 
     /** Blocks until the child was run to its end; see the suspending [run]. Interrupting the thread terminates the child. */
@@ -234,7 +235,38 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     @Throws(IOException::class, InterruptedException::class)
     public fun runBlocking(): CompletedProcess = kotlinx.coroutines.runBlocking { run() }
 
-    private fun spawn(stdin: Redirect, stdout: Redirect, stderr: Redirect): Subprocess {
+    /**
+     * Refuses what member [index] of [count] cannot have in a pipeline, before any member starts:
+     * a redirect of a side that is a pipe to its neighbour, and the options that only a lone
+     * [run] uses (the pipeline has its own).
+     */
+    internal fun checkPipelineMember(index: Int, count: Int) {
+        val member = "pipeline member $index ($command)"
+        require(index == 0 || stdin == null) { "stdin of $member is $stdin, but it is the pipe from member ${index - 1}" }
+        require(index == count - 1 || stdout == null) { "stdout of $member is $stdout, but it is the pipe to member ${index + 1}" }
+        require(input == null) { "input is set on $member: give it to the pipeline" }
+        require(timeout == null) { "timeout is set on $member: give it to the pipeline" }
+        require(!check) { "check is set on $member: give it to the pipeline" }
+        require(maxOutput == MAX_ARRAY) { "maxOutput is set on $member: give it to the pipeline" }
+    }
+
+    /**
+     * Starts this builder as a pipeline member, owned by no scope: fd 0 from [stdinFd] and fd 1
+     * to [stdoutFd] where they are not null (pipes the caller keeps and closes), else as the
+     * builder says; unset streams are inherited, or with [capture] ([run]'s defaults) stdout and
+     * stderr are captured pipes. [stdin] overrides the first member's (`input` given).
+     */
+    internal fun startInPipeline(stdinFd: Int?, stdoutFd: Int?, capture: Boolean, stdin: Redirect? = this.stdin): Subprocess {
+        val unset = if (capture) Redirect.STREAM else Redirect.INHERIT
+        return spawn(stdin ?: Redirect.INHERIT, stdout ?: unset, stderr ?: unset, stdinFd, stdoutFd)
+    }
+
+    /** The first member's stdin, for the pipeline's `input`. */
+    internal val stdinRedirect: Redirect? get() = stdin
+
+    internal val commandLine: List<String> get() = command
+
+    private fun spawn(stdin: Redirect, stdout: Redirect, stderr: Redirect, stdinFd: Int? = this.stdinFd, stdoutFd: Int? = null): Subprocess {
         cwd?.let {
             if (!Files.isDirectory(it)) {
                 throw IOException("Cannot run program \"${command[0]}\": directory \"$it\" does not exist or is not a directory")
@@ -247,7 +279,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         try {
             val fdMap = IntArray(3 + extraFds.size)
             fdMap[0] = stdinFd ?: plumbing.childEnd(0, stdin)
-            fdMap[1] = plumbing.childEnd(1, stdout)
+            fdMap[1] = stdoutFd ?: plumbing.childEnd(1, stdout)
             fdMap[2] = plumbing.childEnd(2, stderr)
             for (i in 0 until extraFds.size) {
                 fdMap[3 + i] = when (val extra = extraFds[i]) {
