@@ -43,7 +43,7 @@ internal class Settings(
 
 private val benchmarks: List<Benchmark> =
     listOf(
-        SpawnBenchmark, PipeBenchmark, ThreadsBenchmark, RestartBenchmark, ScalingBenchmark, KillLoadBenchmark,
+        SpawnBenchmark, PipeBenchmark, PipelineBenchmark, ThreadsBenchmark, RestartBenchmark, ScalingBenchmark, KillLoadBenchmark,
         FrameworkRestartBenchmark, FrameworkScalingBenchmark, StartupBenchmark, ColdStartBenchmark,
     )
 
