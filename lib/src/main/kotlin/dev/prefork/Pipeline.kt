@@ -160,6 +160,8 @@ public class Pipeline internal constructor(
 
     internal suspend fun terminateAndReap() {
         withContext(NonCancellable) {
+            // Every SIGTERM in one pass, as a shell's kill of the job would: the members' own escalations then run side by side.
+            for (member in members) runCatching { member.terminate() }
             coroutineScope { for (member in members) launch { member.terminateAndReap() } }
         }
     }
@@ -176,6 +178,7 @@ public class Pipeline internal constructor(
         @JvmStatic
         public fun builder(vararg members: SubprocessBuilder): PipelineBuilder = PipelineBuilder(members.toList())
 
+        /** A pipeline of [members], first to last; see the vararg form. */
         @JvmStatic
         public fun builder(members: List<SubprocessBuilder>): PipelineBuilder = PipelineBuilder(members.toList())
 
