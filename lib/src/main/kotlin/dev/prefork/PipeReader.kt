@@ -261,7 +261,7 @@ public class PipeReader internal constructor(
             if (ended) return -1
             val fd = reader.source.readFd
             while (true) {
-                val count = Fds.read(fd, b, off, len) { reader.name }
+                val count = reader.source.read(b, off, len)
                 if (count > 0) return count
                 if (count < 0) {
                     ended = true

@@ -1,6 +1,8 @@
 package dev.prefork
 
+import dev.prefork.io.Terminal
 import dev.prefork.posix.Linux
+import dev.prefork.posix.Pty
 import dev.prefork.posix.Wait
 import dev.prefork.reaper.Background
 import dev.prefork.reaper.Reactor
@@ -52,6 +54,7 @@ public class Subprocess private constructor(
     /** The streams that [Redirect.toLogger] reads; closed with the rest. */
     private val logReaders: List<PipeReader> = emptyList(),
     logging: Job? = null,
+    private val terminal: Terminal? = null,
 ) : AutoCloseable {
     /** The child's process id. It stays this object's after the exit, but the kernel may give it to another process once the child is reaped. Java: `pid()`. */
     @get:JvmName("pid")
@@ -101,6 +104,7 @@ public class Subprocess private constructor(
         }
         // Nobody reads stdin any more: close it (before waiters resume), or its pipe would stay open as long as this object.
         stdin?.closeAfterExit()
+        terminal?.close()
         exit.complete(ended)
         return true
     }
@@ -245,6 +249,20 @@ public class Subprocess private constructor(
         }
     }
 
+    /**
+     * Sets the window size of the child's terminal (`SubprocessBuilder.pty`) to [columns] by
+     * [rows]; the terminal's foreground process group (the child, unless it started another
+     * one, as a shell does for its jobs) gets SIGWINCH. A no-op once the child has been reaped.
+     *
+     * @throws IllegalStateException if the child was not started with `pty()`.
+     */
+    @Throws(IOException::class)
+    public fun resize(columns: Int, rows: Int) {
+        require(columns in 1..Pty.MAX_SIZE) { "columns not in 1..${Pty.MAX_SIZE}: $columns" }
+        require(rows in 1..Pty.MAX_SIZE) { "rows not in 1..${Pty.MAX_SIZE}: $rows" }
+        checkNotNull(terminal) { "resize: $command (pid $pid) was not started with pty()" }.resize(columns, rows)
+    }
+
     /** SIGTERM. */
     @Throws(IOException::class)
     public fun terminate(): Unit = signal(Linux.SIGTERM)
@@ -270,6 +288,7 @@ public class Subprocess private constructor(
         stderr?.close()
         for (reader in extraReaders) reader.close()
         for (reader in logReaders) reader.close()
+        terminal?.close()
     }
 
     internal suspend fun terminateAndReap() {
@@ -336,6 +355,7 @@ public class Subprocess private constructor(
             extraReaders: List<PipeReader>,
             logReaders: List<PipeReader>,
             logging: Job?,
-        ): Subprocess = Subprocess(command, pid, stdin, stdout, stderr, terminateTimeout, processGroup, extraReaders, logReaders, logging)
+            terminal: Terminal? = null,
+        ): Subprocess = Subprocess(command, pid, stdin, stdout, stderr, terminateTimeout, processGroup, extraReaders, logReaders, logging, terminal)
     }
 }

@@ -2,8 +2,10 @@ package dev.prefork
 
 import dev.prefork.io.PipeSink
 import dev.prefork.io.PipeSource
+import dev.prefork.io.Terminal
 import dev.prefork.posix.Fds
 import dev.prefork.posix.Linux
+import dev.prefork.posix.Pty
 import dev.prefork.posix.Spawn
 import dev.prefork.supervisor.SocketActivation
 import dev.prefork.posix.Wait
@@ -46,6 +48,11 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     private var newProcessGroup = false
     private val extraFds = mutableListOf<ExtraFd>()
     private var stdinFd: Int? = null
+
+    /** pty()'s window size; 0 columns: no terminal. */
+    private var ptyColumns = 0
+    private var ptyRows = 0
+    private var echo = true
 
     /** A child fd numbered 3 and up, in the order added: a parent fd to pass, or a pipe the parent reads. */
     internal sealed interface ExtraFd {
@@ -170,6 +177,44 @@ public class SubprocessBuilder internal constructor(private val command: List<St
      */
     public fun newProcessGroup(): SubprocessBuilder = apply { newProcessGroup = true }
 
+    /**
+     * Runs the child on a new pseudo-terminal of [columns] by [rows], as Python's `pty` and
+     * pexpect do: its stdin and stdout are the terminal (and its stderr, unless [stderr] sends
+     * it elsewhere: [Redirect.STREAM] makes it a pipe of its own), and the terminal is its
+     * controlling terminal, so it sees `isatty` true, line-buffers its output, colours it, and
+     * prompts as for a person. [Subprocess.stdin] writes to the terminal and [Subprocess.stdout]
+     * reads it (both on prefork's reactor, as pipes are); [Subprocess.resize] changes its size.
+     *
+     * The child leads a session of its own (so also a process group: [newProcessGroup] then only
+     * makes signals go to the whole group). What the terminal does to the bytes is what a
+     * terminal does: input is echoed to the output (see [echo]) and edited by line (Ctrl-C is
+     * SIGINT, Ctrl-D at the start of a line is end of input for the child: closing stdin is not),
+     * and output lines end in `
+` ([PipeReader.lines] strips that). `TERM` is inherited, as
+     * any variable: set it with [env] for a program that wants one. stdout ends when no process
+     * holds the terminal open any more: the child and whatever it passed it on to.
+     *
+     * Java: `pty(columns, rows)`, or [pty] for 80 by 24. [stdin] and [stdout] redirects cannot
+     * be combined with it: [start] refuses them with an [IllegalArgumentException].
+     */
+    public fun pty(columns: Int, rows: Int): SubprocessBuilder = apply {
+        require(columns in 1..Pty.MAX_SIZE) { "pty columns not in 1..${Pty.MAX_SIZE}: $columns" }
+        require(rows in 1..Pty.MAX_SIZE) { "pty rows not in 1..${Pty.MAX_SIZE}: $rows" }
+        ptyColumns = columns
+        ptyRows = rows
+    }
+
+    /** [pty] of 80 columns by 24 rows, a terminal's classic size. */
+    public fun pty(): SubprocessBuilder = pty(DEFAULT_COLUMNS, DEFAULT_ROWS)
+
+    /**
+     * With [pty]: whether the terminal echoes the child's input to its output, as it does by
+     * default (a person at a terminal sees what they type). `echo(false)` clears the terminal's
+     * ECHO flag before the child starts; the child may set it again (a shell's line editor, or
+     * `getpass` turning it off and back on, does). Without [pty], [start] refuses `echo(false)`.
+     */
+    public fun echo(echo: Boolean): SubprocessBuilder = apply { this.echo = echo }
+
     /** How long a cancelled or closed child gets between SIGTERM and SIGKILL. Default 5 s. */
     public fun terminateTimeout(timeout: Duration): SubprocessBuilder = apply {
         require(!timeout.isNegative) { "terminateTimeout < 0: $timeout" }
@@ -201,7 +246,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     @JvmName("start")
     @Throws(IOException::class)
     public fun startDetached(): Subprocess =
-        spawn(stdin ?: Redirect.INHERIT, stdout ?: Redirect.INHERIT, stderr ?: Redirect.INHERIT)
+        spawn(stdin ?: Redirect.INHERIT, stdout ?: Redirect.INHERIT, stderr ?: if (ptyColumns > 0) Redirect.STDOUT else Redirect.INHERIT)
 
     /**
      * Runs the child to its end and returns its return code, exit status and output, as
@@ -210,7 +255,8 @@ public class SubprocessBuilder internal constructor(private val command: List<St
      *
      * stdout and stderr are captured unless redirected: a stream given any redirect other than
      * [Redirect.STREAM] goes there, and comes back null ([Redirect.STDOUT] merges stderr into
-     * the captured stdout). stdin is inherited unless [input] is given.
+     * the captured stdout). stdin is inherited unless [input] is given. With [pty], stdout is
+     * what the terminal shows, stderr included unless redirected.
      *
      * The child is reaped before this returns or throws: on [timeout] ([SubprocessTimeoutException]),
      * on [maxOutput] ([SubprocessOutputLimitException]), or when the caller is cancelled, it
@@ -225,7 +271,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         require(input == null || given == null || given == Redirect.STREAM) { "input given, but stdin is $given" }
         val stdinRedirect = if (input != null) Redirect.STREAM else given ?: Redirect.INHERIT
         val stdoutRedirect = stdout ?: Redirect.STREAM
-        val stderrRedirect = stderr ?: Redirect.STREAM
+        val stderrRedirect = stderr ?: if (ptyColumns > 0) Redirect.STDOUT else Redirect.STREAM
         val completed = Run(command, input, timeout, maxOutput).run { listOf(spawn(stdinRedirect, stdoutRedirect, stderrRedirect)) }[0]
         return if (check) completed.checkReturnCode() else completed
     }
@@ -248,6 +294,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         require(timeout == null) { "timeout is set on $member: give it to the pipeline" }
         require(!check) { "check is set on $member: give it to the pipeline" }
         require(maxOutput == MAX_ARRAY) { "maxOutput is set on $member: give it to the pipeline" }
+        require(ptyColumns == 0) { "pty() is set on $member: a member's stdin and stdout are the pipeline's" }
     }
 
     /**
@@ -273,13 +320,24 @@ public class SubprocessBuilder internal constructor(private val command: List<St
             }
         }
         val name = if (command.size > 1) "${command[0]} ${command.subList(1, command.size)}" else command[0]
+        val onTerminal = ptyColumns > 0
+        require(echo || onTerminal) { "echo(false) without pty(): $name" }
+        if (onTerminal) {
+            require(this.stdin == null && stdinFd == null) { "pty(): stdin is the terminal, not ${this.stdin}: $name" }
+            require(this.stdout == null) { "pty(): stdout is the terminal, not ${this.stdout}: $name" }
+        }
         // Checked before any pipe is made: environment()'s map may have been edited directly.
         val environment = env?.let(::checkedBlock) ?: Inherited.environment
         val plumbing = Plumbing(name)
         try {
             val fdMap = IntArray(3 + extraFds.size)
-            fdMap[0] = stdinFd ?: plumbing.childEnd(0, stdin)
-            fdMap[1] = stdoutFd ?: plumbing.childEnd(1, stdout)
+            if (onTerminal) {
+                fdMap[0] = plumbing.terminal(ptyColumns, ptyRows, echo)
+                fdMap[1] = Spawn.TERMINAL
+            } else {
+                fdMap[0] = stdinFd ?: plumbing.childEnd(0, stdin)
+                fdMap[1] = stdoutFd ?: plumbing.childEnd(1, stdout)
+            }
             fdMap[2] = plumbing.childEnd(2, stderr)
             for (i in 0 until extraFds.size) {
                 fdMap[3 + i] = when (val extra = extraFds[i]) {
@@ -287,18 +345,19 @@ public class SubprocessBuilder internal constructor(private val command: List<St
                     ExtraFd.ReadPipe -> plumbing.childEnd(3 + i, Redirect.STREAM)
                 }
             }
-            val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap, newProcessGroup)
+            val pid = Spawn.spawn(command, environment, cwd?.toString(), fdMap, newProcessGroup, plumbing.terminalPath)
             val logReaders = plumbing.logReaders(name, pid)
             val process = Subprocess.create(
                 command, pid,
-                stdin = plumbing.sink?.let { PipeWriter(it.input, "stdin of $name (pid $pid)") },
-                stdout = plumbing.sources[1]?.let { PipeReader(it, "stdout of $name (pid $pid)") },
+                stdin = plumbing.sink?.let { PipeWriter(it.input, (if (onTerminal) "terminal" else "stdin") + " of $name (pid $pid)") },
+                stdout = plumbing.sources[1]?.let { PipeReader(it, (if (onTerminal) "terminal" else "stdout") + " of $name (pid $pid)") },
                 stderr = plumbing.sources[2]?.let { PipeReader(it, "stderr of $name (pid $pid)") },
                 terminateTimeout = terminateTimeout,
                 processGroup = newProcessGroup,
                 extraReaders = List(plumbing.extraSources.size) { i -> PipeReader(plumbing.extraSources[i], "fd ${3 + i} of $name (pid $pid)") },
                 logReaders = logReaders,
                 logging = plumbing.logging(logReaders),
+                terminal = plumbing.terminal,
             )
             // The watch first: if it fails, the pumps have not started and each fd still has one owner (abandon).
             watch(process, pid)
@@ -323,6 +382,9 @@ public class SubprocessBuilder internal constructor(private val command: List<St
 
     private companion object {
         val STREAM_NAMES = arrayOf("stdin", "stdout", "stderr")
+
+        const val DEFAULT_COLUMNS = 80
+        const val DEFAULT_ROWS = 24
 
         /** The largest array HotSpot allocates. */
         const val MAX_ARRAY = Int.MAX_VALUE - 8
@@ -380,6 +442,38 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         private var logging: Job? = null
 
         private val logReaders = arrayOfNulls<PipeReader>(3)
+
+        /** pty()'s: the parent's control of the terminal, and the path the child opens. */
+        var terminal: Terminal? = null
+        var terminalPath: String? = null
+
+        /**
+         * A new pseudo-terminal of that size, for the child's fd 0 and 1 ([Spawn.TERMINAL], returned):
+         * three fds of its master, for [terminal], stdout's source and stdin's sink (one fd each, as
+         * the reactor watches each fd for one of them).
+         */
+        fun terminal(columns: Int, rows: Int, echo: Boolean): Int {
+            val opened = Pty.open()
+            terminal = Terminal(opened.master)
+            Pty.setWindowSize(opened.master, columns, rows)
+            if (!echo) Pty.setEcho(opened.master, false)
+            val reading = Fds.dupAbove(opened.master, 0)
+            sources[1] = try {
+                PipeSource(reading, Subprocess.reactor, "terminal of $name", terminal = true)
+            } catch (e: IOException) {
+                Fds.closeQuietly(reading)
+                throw e
+            }
+            val writing = Fds.dupAbove(opened.master, 0)
+            sink = try {
+                PipeSink(writing, Subprocess.reactor, "terminal of $name")
+            } catch (e: IOException) {
+                Fds.closeQuietly(writing)
+                throw e
+            }
+            terminalPath = opened.path
+            return Spawn.TERMINAL
+        }
 
         fun logReaders(name: String, pid: Int): List<PipeReader> {
             val readers = ArrayList<PipeReader>(0)
@@ -469,6 +563,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
             sources.forEach { it?.abandon() }
             logSources.forEach { it?.abandon() }
             extraSources.forEach { it.abandon() }
+            terminal?.close()
             logging?.cancel()
         }
     }

@@ -263,6 +263,9 @@ class PipelineTest : FunSpec({
         shouldThrow<IllegalArgumentException> {
             Pipeline.builder(cmd("echo"), cmd("cat").timeout(Duration.ofSeconds(1))).run()
         }.message shouldBe "timeout is set on pipeline member 1 ([cat]): give it to the pipeline"
+        shouldThrow<IllegalArgumentException> {
+            Pipeline.builder(cmd("echo").pty(), cmd("cat")).startDetached()
+        }.message shouldBe "pty() is set on pipeline member 0 ([echo]): a member's stdin and stdout are the pipeline's"
         ProcFs.zombieChildren() shouldBe emptyList()
     }
 

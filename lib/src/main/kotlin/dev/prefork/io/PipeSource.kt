@@ -36,8 +36,17 @@ import kotlinx.coroutines.withContext
  * [handOver] stops the pump for a reader that reads the fd itself (a Java `InputStream`,
  * which then reads into the caller's own array): the pump closes the channel after its last
  * chunk, and the fd is then that reader's ([handedOver]).
+ *
+ * A [terminal] source reads a pseudo-terminal's master instead of a pipe: its end is the EIO
+ * the master reads once no process holds the terminal open any more (after the output the
+ * terminal still held), and it is never grown.
  */
-internal class PipeSource(private val fd: Int, private val reactor: Reactor, private val name: String) {
+internal class PipeSource(
+    private val fd: Int,
+    private val reactor: Reactor,
+    private val name: String,
+    private val terminal: Boolean = false,
+) {
     private val channel = Channel<ByteArray>(CHANNEL_CHUNKS)
     private var pump: Job? = null
 
@@ -84,6 +93,9 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
             if (handedOver) Fds.closeQuietly(fd)
         }
     }
+
+    /** A non-blocking read of [fd], as [Fds.read]; a terminal's EIO (nobody holds it open any more) is its end. */
+    fun read(bytes: ByteArray, offset: Int, length: Int): Int = Fds.read(fd, bytes, offset, length, eioEnds = terminal) { name }
 
     /** Releases everything when the child could not be started. */
     fun abandon() {
@@ -139,7 +151,7 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
             if (onReactor && (waiting >= FLOWING || ++reads > REACTOR_READS)) return FLOWS
             // A flowing stream gets whole chunks, topped up as data arrives: fewer hand-offs to the consumer.
             val bytes = ByteArray(if (waiting >= FLOWING) chunk else maxOf(waiting, SMALL))
-            var count = Fds.read(fd, bytes, 0, bytes.size) { name }
+            var count = read(bytes, 0, bytes.size)
             if (count < 0) return ENDED
             if (count == 0) return WAIT // nothing there after all (EAGAIN)
             if (waiting >= FLOWING) count = fillWhileFlowing(bytes, count)
@@ -147,7 +159,7 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
             val delivered = if (count == bytes.size) bytes else bytes.copyOf(count)
             withContext(NonCancellable) { channel.send(delivered) }
             if (endSeen) return ENDED
-            if (waiting >= DEFAULT_PIPE && chunk < BULK_CHUNK && Fds.growPipe(fd, BULK_PIPE)) chunk = BULK_CHUNK
+            if (waiting >= DEFAULT_PIPE && chunk < BULK_CHUNK && !terminal && Fds.growPipe(fd, BULK_PIPE)) chunk = BULK_CHUNK
             flowing = count >= FLOWING
         } while (!handingOver && (Fds.available(fd) > 0 || (flowing && Fds.pollReadable(fd, FLOW_WAIT_MILLIS))))
         return WAIT
@@ -165,7 +177,7 @@ internal class PipeSource(private val fd: Int, private val reactor: Reactor, pri
         val deadline = System.nanoTime() + FILL_NANOS
         while (filled < bytes.size && System.nanoTime() < deadline) {
             if (Fds.available(fd) == 0 && !Fds.pollReadable(fd, FLOW_WAIT_MILLIS)) break
-            val more = Fds.read(fd, bytes, filled, bytes.size - filled) { name }
+            val more = read(bytes, filled, bytes.size - filled)
             if (more < 0) {
                 endSeen = true
                 break

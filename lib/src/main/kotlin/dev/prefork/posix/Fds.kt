@@ -68,11 +68,12 @@ internal object Fds {
 
     /**
      * Reads from the non-blocking fd [fd] straight into [bytes]: the count, -1 at end of
-     * stream, 0 when nothing is there yet (EAGAIN).
+     * stream, 0 when nothing is there yet (EAGAIN). With [eioEnds] (a pseudo-terminal's master,
+     * which reads EIO once no process holds the terminal open any more) EIO is the end too.
      *
      * @throws ErrnoException naming [what].
      */
-    fun read(fd: Int, bytes: ByteArray, offset: Int, length: Int, what: () -> String): Int {
+    fun read(fd: Int, bytes: ByteArray, offset: Int, length: Int, eioEnds: Boolean = false, what: () -> String): Int {
         require(length > 0) { "length <= 0: $length" } // 0 would read as the end of the stream
         while (true) {
             val count = posix.readArray(fd, bytes, offset, length)
@@ -81,6 +82,7 @@ internal object Fds {
             when (val errno = Native.errno()) {
                 Linux.EAGAIN -> return 0
                 Linux.EINTR -> {}
+                Linux.EIO -> if (eioEnds) return -1 else throw errnoException("read from ${what()}", errno)
                 else -> throw errnoException("read from ${what()}", errno)
             }
         }

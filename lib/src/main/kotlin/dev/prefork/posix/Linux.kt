@@ -6,6 +6,7 @@ internal object Linux {
     const val O_WRONLY = 1
     const val O_RDWR = 2
     const val O_CREAT = 0x40
+    const val O_NOCTTY = 0x100
     const val O_TRUNC = 0x200
     const val O_APPEND = 0x400
     const val O_NONBLOCK = 0x800
@@ -21,14 +22,29 @@ internal object Linux {
     /** ioctl: bytes waiting in a pipe. */
     const val FIONREAD = 0x541BL
 
+    /** ioctls of terminals and pseudo-terminal masters (asm-generic values, which x86_64 and aarch64 use). */
+    const val TCGETS = 0x5401L
+    const val TCSETS = 0x5402L
+    const val TIOCGWINSZ = 0x5413L
+    const val TIOCSWINSZ = 0x5414L
+    const val TIOCGPTN = 0x80045430L
+    const val TIOCSPTLCK = 0x40045431L
+
+    /** The kernel's struct termios, which TCGETS fills (asm-generic: 4 flag words, c_line, 19 c_cc): its size, c_lflag's offset, ECHO. */
+    const val TERMIOS_SIZE = 36L
+    const val TERMIOS_LFLAG = 12L
+    const val ECHO = 0x8
+
     const val POSIX_SPAWN_SETPGROUP: Short = 0x02
     const val POSIX_SPAWN_SETSIGDEF: Short = 0x04
     const val POSIX_SPAWN_SETSIGMASK: Short = 0x08
+    const val POSIX_SPAWN_SETSID: Short = 0x80
 
     const val WNOHANG = 1
 
     const val EPERM = 1
     const val EINTR = 4
+    const val EIO = 5
     const val EAGAIN = 11
     const val ENOSYS = 38
     const val ESRCH = 3

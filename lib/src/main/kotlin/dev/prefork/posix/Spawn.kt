@@ -8,18 +8,25 @@ import java.io.File
  *
  * `fdMap[target]` names what the child's fd `target` becomes: a parent fd to dup2 from,
  * [INHERIT] (only for 0, 1 and 2: the parent's own stdio), [DEV_NULL], or [STDOUT] (dup of
- * the child's fd 1, for `stderr = STDOUT`). Every fd from `fdMap.size` up is closed in the
+ * the child's fd 1, for `stderr = STDOUT`), or [TERMINAL] (the pseudo-terminal at `terminal`,
+ * opened in the child). Every fd from `fdMap.size` up is closed in the
  * child with `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34+); older glibc falls
  * back to closing what `/proc/self/fd` lists, which can miss an fd another thread opens
  * without close-on-exec during the spawn.
  *
  * Signals are reset in the child: an empty mask and default dispositions for all of them,
  * so a child never inherits the JVM's blocked or ignored signals.
+ *
+ * With a `terminal`, the child starts a session of its own (`POSIX_SPAWN_SETSID`, glibc 2.26+,
+ * which glibc applies before the file actions) and then opens the terminal without
+ * `O_NOCTTY`: as the leader of a session without a controlling terminal, the first such open
+ * makes it the child's controlling terminal, with the child's process group in the foreground.
  */
 internal object Spawn {
     const val INHERIT = -1
     const val DEV_NULL = -2
     const val STDOUT = -3
+    const val TERMINAL = -4
 
     // posix_spawn's structs and the child's pid, in one block per call.
     private const val FILE_ACTIONS_SIZE = 256L // glibc: 80 bytes
@@ -39,20 +46,31 @@ internal object Spawn {
 
     /**
      * Starts [argv] and returns the child's pid; throws [ErrnoException] naming the program.
-     * With [newProcessGroup] the child leads a process group of its own (pgid = its pid).
+     * With [newProcessGroup] the child leads a process group of its own (pgid = its pid); with a
+     * [terminal] (the path of a pseudo-terminal, for the [TERMINAL] fds) a session of its own,
+     * which makes it a group leader too.
      */
-    fun spawn(argv: List<String>, env: List<String>, cwd: String?, fdMap: IntArray, newProcessGroup: Boolean = false): Int {
+    fun spawn(
+        argv: List<String>,
+        env: List<String>,
+        cwd: String?,
+        fdMap: IntArray,
+        newProcessGroup: Boolean = false,
+        terminal: String? = null,
+    ): Int {
         require(argv.isNotEmpty()) { "argv is empty" }
         val argvBlock = StringBlock(argv)
         val cached = lastEnvironment
         val envBlock = if (cached != null && cached.first === env) cached.second else StringBlock(env).also { lastEnvironment = env to it }
         val file = argv[0].toByteArray()
         val cwdBytes = cwd?.toByteArray()
-        // One block: the structs, then file name, /dev/null, the directory, argv and envp.
+        val terminalBytes = terminal?.toByteArray()
+        // One block: the structs, then file name, /dev/null, the directory, the terminal, argv and envp.
         val fileAt = STRUCTS_SIZE
         val devNullAt = fileAt + file.size + 1
         val cwdAt = devNullAt + devNull.size
-        val argvAt = (cwdAt + (cwdBytes?.size?.plus(1) ?: 0) + 7) and 7L.inv()
+        val terminalAt = cwdAt + (cwdBytes?.size?.plus(1) ?: 0)
+        val argvAt = (terminalAt + (terminalBytes?.size?.plus(1) ?: 0) + 7) and 7L.inv()
         val envAt = argvAt + argvBlock.size
         val moved = moveClashingSources(fdMap)
         try {
@@ -60,6 +78,7 @@ internal object Spawn {
                 posix.putBytes(block + fileAt, file, 0, file.size)
                 posix.putBytes(block + devNullAt, devNull, 0, devNull.size)
                 cwdBytes?.let { posix.putBytes(block + cwdAt, it, 0, it.size) }
+                terminalBytes?.let { posix.putBytes(block + terminalAt, it, 0, it.size) }
                 argvBlock.writeAt(block + argvAt)
                 envBlock.writeAt(block + envAt)
                 val actions = block
@@ -69,13 +88,16 @@ internal object Spawn {
                 try {
                     checkReturned(posix.posix_spawnattr_init(attr)) { "posix_spawnattr_init" }
                     try {
-                        addFileActions(actions, moved, block + devNullAt, cwd?.let { block + cwdAt }, cwd)
+                        addFileActions(actions, moved, block + devNullAt, terminal?.let { block + terminalAt }, cwd?.let { block + cwdAt }, cwd)
                         posix.sigemptyset(sigs)
                         posix.posix_spawnattr_setsigmask(attr, sigs)
                         posix.sigfillset(sigs)
                         posix.posix_spawnattr_setsigdefault(attr, sigs)
                         var flags = Linux.POSIX_SPAWN_SETSIGMASK.toInt() or Linux.POSIX_SPAWN_SETSIGDEF.toInt()
-                        if (newProcessGroup) {
+                        if (terminal != null) {
+                            // A session leader is a group leader already: setpgid would fail (EPERM).
+                            flags = flags or Linux.POSIX_SPAWN_SETSID.toInt()
+                        } else if (newProcessGroup) {
                             posix.posix_spawnattr_setpgroup(attr, 0)
                             flags = flags or Linux.POSIX_SPAWN_SETPGROUP.toInt()
                         }
@@ -120,7 +142,7 @@ internal object Spawn {
         return moved
     }
 
-    private fun addFileActions(actions: Long, fdMap: IntArray, devNull: Long, cwdAddress: Long?, cwd: String?) {
+    private fun addFileActions(actions: Long, fdMap: IntArray, devNull: Long, terminal: Long?, cwdAddress: Long?, cwd: String?) {
         for (target in fdMap.indices) {
             val source = fdMap[target]
             val result = when {
@@ -130,6 +152,7 @@ internal object Spawn {
                 }
                 source == DEV_NULL -> posix.posix_spawn_file_actions_addopen(actions, target, devNull, Linux.O_RDWR, 0)
                 source == STDOUT -> posix.posix_spawn_file_actions_adddup2(actions, 1, target)
+                source == TERMINAL -> posix.posix_spawn_file_actions_addopen(actions, target, checkNotNull(terminal) { "fd $target: no terminal" }, Linux.O_RDWR, 0)
                 // dup2 onto itself is a no-op that would leave close-on-exec set; glibc 2.35+ clears it.
                 else -> posix.posix_spawn_file_actions_adddup2(actions, source, target)
             }
