@@ -122,6 +122,23 @@ class PtyTest : FunSpec({
         }
     }
 
+    test("Ctrl-D at the start of a line is the end of the child's input; closing stdin is not") {
+        withTimeout(20_000) {
+            Subprocess.builder("cat").pty().echo(false).startDetached().use { p ->
+                p.stdin!!.write("hello\n\u0004".toByteArray())
+                p.stdout!!.readUntilClose().decodeToString() shouldBe "hello\r\n"
+                p.waitForExit() shouldBe 0
+            }
+            Subprocess.builder("cat").pty().terminateTimeout(java.time.Duration.ZERO).startDetached().use { p ->
+                p.stdin!!.write("x\n".toByteArray())
+                p.stdin!!.close()
+                p.stdout!!.readText("x\r\nx\r\n") // the echo, then cat's copy
+                delay(300)
+                p.returnCode.shouldBeNull() // still reading its terminal
+            }
+        }
+    }
+
     test("stderr(STREAM) with pty(): stderr is a pipe of its own, stdout the terminal") {
         val script = "import os, sys; print(os.isatty(1), os.isatty(2)); print('err', file=sys.stderr)"
         withTimeout(20_000) {

@@ -1,7 +1,9 @@
 package dev.prefork.posix
 
+import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldStartWith
 
 class NativeBindingTest : FunSpec({
     test("the JDK's FFM on JDK 22 and later, jffi before") {
@@ -52,5 +54,36 @@ class NativeBindingTest : FunSpec({
             Fds.closeQuietly(read)
             if (writeOpen) Fds.closeQuietly(write)
         }
+    }
+
+    test("a pseudo-terminal: its window size set and read back, echo off, and EIO read at its master once its end is closed") {
+        val opened = Pty.open()
+        try {
+            opened.path shouldStartWith "/dev/pts/"
+            Pty.setWindowSize(opened.master, 132, 43)
+            Pty.windowSize(opened.master).toList() shouldBe listOf(132, 43)
+            val terminal = Fds.open(opened.path, Linux.O_RDWR or Linux.O_NOCTTY)
+            try {
+                Pty.windowSize(terminal).toList() shouldBe listOf(132, 43) // the same terminal, from its own end
+                Pty.setEcho(opened.master, false)
+                withNativeMemory(Linux.TERMIOS_SIZE) { termios ->
+                    Native.posix.ioctlInt(terminal, Linux.TCGETS, termios) shouldBe 0
+                    Native.posix.getInt(termios + Linux.TERMIOS_LFLAG) and Linux.ECHO shouldBe 0
+                }
+                Fds.write(terminal, "partial".toByteArray(), 0, 7) { "the terminal" } shouldBe 7
+            } finally {
+                Fds.closeQuietly(terminal)
+            }
+            Fds.setNonBlocking(opened.master)
+            val into = ByteArray(16)
+            Fds.read(opened.master, into, 0, 16, eioEnds = true) { "the master" } shouldBe 7
+            String(into, 0, 7) shouldBe "partial"
+            Fds.read(opened.master, into, 0, 16, eioEnds = true) { "the master" } shouldBe -1
+            val eio = shouldThrow<ErrnoException> { Fds.read(opened.master, into, 0, 16) { "the master" } }
+            eio.message shouldBe "read from the master: error=5 (EIO), Input/output error"
+        } finally {
+            Fds.closeQuietly(opened.master)
+        }
+        shouldThrow<ErrnoException> { Pty.setWindowSize(opened.master, 80, 24) }.message shouldStartWith "ioctl(TIOCSWINSZ) fd ${opened.master}: error=9 (EBADF)"
     }
 })
