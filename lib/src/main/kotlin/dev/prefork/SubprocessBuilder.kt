@@ -143,6 +143,10 @@ public class SubprocessBuilder internal constructor(private val command: List<St
      * than [Redirect.STREAM] is refused), while its output is read; then stdin is closed. A child
      * that exits without reading them all is no error. The array is not copied: do not change it
      * while a run uses it.
+     *
+     * With [pty], the bytes are typed at the terminal (and echoed), and closing stdin is no end
+     * of input there: end them with Ctrl-D (`\u0004`) after a newline for a child that reads to
+     * the end.
      */
     public fun input(bytes: ByteArray): SubprocessBuilder = apply { input = bytes }
 
@@ -194,8 +198,8 @@ public class SubprocessBuilder internal constructor(private val command: List<St
      * any variable: set it with [env] for a program that wants one. stdout ends when no process
      * holds the terminal open any more: the child and whatever it passed it on to.
      *
-     * Java: `pty(columns, rows)`, or [pty] for 80 by 24. [stdin] and [stdout] redirects cannot
-     * be combined with it: [start] refuses them with an [IllegalArgumentException].
+     * [stdin] and [stdout] redirects cannot be combined with it: [start] and [run] refuse them
+     * with an [IllegalArgumentException] naming the redirect and the command.
      */
     public fun pty(columns: Int, rows: Int): SubprocessBuilder = apply {
         require(columns in 1..Pty.MAX_SIZE) { "pty columns not in 1..${Pty.MAX_SIZE}: $columns" }

@@ -158,6 +158,8 @@ class PtyTest : FunSpec({
             val run = Subprocess.builder("sh", "-c", "test -t 0 && test -t 1 && echo tty; echo err >&2").pty().run()
             run.stdout!!.decodeToString() shouldBe "tty\r\nerr\r\n"
             run.stderr.shouldBeNull()
+            val typed = Subprocess.builder("cat").pty().echo(false).input("typed\n\u0004".toByteArray()).run()
+            typed.stdout!!.decodeToString() shouldBe "typed\r\n"
             Subprocess.builder("sh", "-c", "echo one; echo two").pty().newProcessGroup().startDetached().use { p ->
                 p.outputLines().toList().map { it.text } shouldBe listOf("one", "two")
                 p.waitForExit() shouldBe 0
