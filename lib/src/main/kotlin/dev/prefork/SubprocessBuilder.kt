@@ -193,8 +193,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
      * makes signals go to the whole group). What the terminal does to the bytes is what a
      * terminal does: input is echoed to the output (see [echo]) and edited by line (Ctrl-C is
      * SIGINT, Ctrl-D at the start of a line is end of input for the child: closing stdin is not),
-     * and output lines end in `
-` ([PipeReader.lines] strips that). `TERM` is inherited, as
+     * and output lines end in `\r\n` ([PipeReader.lines] strips that). `TERM` is inherited, as
      * any variable: set it with [env] for a program that wants one. stdout ends when no process
      * holds the terminal open any more: the child and whatever it passed it on to.
      *
