@@ -58,7 +58,7 @@ public final class ApiCheck {
       return;
     }
     if (!Files.isRegularFile(dump)) {
-      throw new IllegalStateException("no public-API dump at " + dump + ": write it with  mvn -B verify -Dapi.update  and commit it");
+      throw new IllegalStateException("no public-API dump at " + dump + ": write it with  mvn -B verify -DskipTests -Dapi.update  and commit it");
     }
     String expected = Files.readString(dump, StandardCharsets.UTF_8);
     if (expected.contentEquals(actual)) {
@@ -73,7 +73,7 @@ public final class ApiCheck {
     throw new IllegalStateException(
         "The public API of " + jar.getName() + " differs from " + dump + " (- committed, + built):\n"
             + diff
-            + "\nIf the change is deliberate, update the dump with  mvn -B verify -Dapi.update  (or -pl <module> -am)"
-            + " and commit it with the change.");
+            + "\nIf the change is deliberate, update the dumps with  mvn -B verify -DskipTests -Dapi.update"
+            + "  and commit them with the change.");
   }
 }
