@@ -9,9 +9,9 @@ val preforkVersion: String = providers.gradleProperty("preforkVersion").get()
 val nativeFlags: String = providers.gradleProperty("nativeFlags").get()
 
 repositories {
-    // the artifacts of this build, installed as published; nothing else comes from there
-    maven {
-        url = uri(preforkRepository)
+    // the artifacts of this build, installed as published (GradleConsumerTest points
+    // maven.repo.local there); nothing else comes from there
+    mavenLocal {
         content { includeGroup("dev.prefork") }
     }
     mavenCentral()

@@ -55,7 +55,8 @@ class GradleConsumerTest {
     copyTree(Path.of("src", "it", "kotlin-gradle"), work.resolve("kotlin-gradle"));
     copyTree(Path.of("src", "it", "kotlin-maven", "src"), work.resolve("kotlin-maven").resolve("src"));
     Result result = run(List.of(gradle.get().toString(), "--no-daemon", "--stacktrace",
-        "-PpreforkRepository=" + Path.of(System.getProperty("it.repository")).toUri(),
+        "-Dmaven.repo.local=" + Path.of(System.getProperty("it.repository")).toAbsolutePath(),
+        "-PpreforkRepository=" + Path.of(System.getProperty("it.repository")).toAbsolutePath(),
         "-PpreforkVersion=" + System.getProperty("prefork.version"),
         "-PnativeFlags=" + System.getProperty("native.flags"),
         "test"), work.resolve("kotlin-gradle"), 12);
