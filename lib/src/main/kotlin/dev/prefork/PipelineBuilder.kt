@@ -154,9 +154,4 @@ public class PipelineBuilder internal constructor(private val members: List<Subp
             throw t
         }
     }
-
-    private companion object {
-        /** The largest array HotSpot allocates. */
-        const val MAX_ARRAY = Int.MAX_VALUE - 8
-    }
 }

@@ -101,3 +101,6 @@ internal class Run(
         }
     }
 }
+
+/** The largest array HotSpot allocates: the default and the ceiling of `maxOutput`. */
+internal const val MAX_ARRAY = Int.MAX_VALUE - 8

@@ -386,12 +386,6 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     private companion object {
         val STREAM_NAMES = arrayOf("stdin", "stdout", "stderr")
 
-        const val DEFAULT_COLUMNS = 80
-        const val DEFAULT_ROWS = 24
-
-        /** The largest array HotSpot allocates. */
-        const val MAX_ARRAY = Int.MAX_VALUE - 8
-
         fun checkVariable(name: String, value: String) {
             require(name.isNotEmpty()) { "environment variable name is empty" }
             require(name.indexOf('=') < 0) { "'=' in environment variable name: \"$name\"" }
@@ -571,3 +565,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
         }
     }
 }
+
+// Top-level and private: a const in a private companion object is still a public static field to Java.
+private const val DEFAULT_COLUMNS = 80
+private const val DEFAULT_ROWS = 24

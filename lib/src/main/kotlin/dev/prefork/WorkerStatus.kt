@@ -34,8 +34,6 @@ public class WorkerStatus internal constructor(
         val s = d.seconds
         return if (s >= 3_600) "%dh%02dm%02ds".format(s / 3_600, s / 60 % 60, s % 60) else if (s >= 60) "%dm%02ds".format(s / 60, s % 60) else "${s}s"
     }
-
-    private companion object {
-        const val MIB = 1024.0 * 1024.0
-    }
 }
+
+private const val MIB = 1024.0 * 1024.0

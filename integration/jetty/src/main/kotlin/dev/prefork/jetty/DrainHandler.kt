@@ -46,8 +46,6 @@ public class DrainHandler(handler: Handler) : Handler.Wrapper(handler) {
 
     /** Requests being handled now. */
     public fun inFlight(): Int = inFlight.get()
-
-    private companion object {
-        const val POLL_MILLIS = 5L
-    }
 }
+
+private const val POLL_MILLIS = 5L
