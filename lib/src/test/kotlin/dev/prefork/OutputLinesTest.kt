@@ -6,10 +6,8 @@ import dev.prefork.StdStream.STDOUT
 import dev.prefork.testing.ProcFs
 import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.assertions.throwables.shouldThrow
-import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContainExactly
-import io.kotest.matchers.ints.shouldBeLessThanOrEqual
 import io.kotest.matchers.nulls.shouldBeNull
 import io.kotest.matchers.shouldBe
 import kotlinx.coroutines.delay
@@ -21,24 +19,6 @@ import kotlin.time.Duration.Companion.seconds
 
 class OutputLinesTest : FunSpec({
     fun sh(script: String) = Subprocess.builder("sh", "-c", script)
-
-    fun fds(): Map<Int, String> = ProcFs.openFds().associateWith {
-        runCatching { java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/$it")).toString() }.getOrDefault("?")
-    }
-
-    /** Runs [block] and requires this JVM's fds and child zombies back where they were (threads: see RunTest). */
-    suspend fun <T> leavesNothing(block: suspend () -> T): T {
-        Subprocess.builder("true").run() // the reactor and pools exist before the count
-        delay(100)
-        val before = fds()
-        val result = block()
-        eventually(5.seconds) {
-            val now = fds()
-            withClue({ "fds opened since: ${now - before.keys}" }) { now.size shouldBeLessThanOrEqual before.size }
-        }
-        ProcFs.zombieChildren() shouldBe emptyList()
-        return result
-    }
 
     fun out(text: String) = OutputLine(STDOUT, text)
     fun err(text: String) = OutputLine(STDERR, text)

@@ -6,7 +6,6 @@ import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContainExactly
-import io.kotest.matchers.ints.shouldBeLessThanOrEqual
 import io.kotest.matchers.longs.shouldBeLessThan
 import io.kotest.matchers.nulls.shouldBeNull
 import io.kotest.matchers.nulls.shouldNotBeNull
@@ -16,7 +15,6 @@ import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.awaitCancellation
 import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.coroutineScope
-import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.withTimeoutOrNull
@@ -31,36 +29,6 @@ class PipelineTest : FunSpec({
     fun cmd(vararg command: String) = Subprocess.builder(*command)
     fun sh(script: String) = Subprocess.builder("sh", "-c", script)
 
-    /** This JVM's children, in any state: a member left running or unreaped shows here. */
-    fun children(): List<Long> = File("/proc").list().orEmpty().mapNotNull { it.toLongOrNull() }.filter { pid ->
-        try {
-            val stat = File("/proc/$pid/stat").readText()
-            stat.substring(stat.lastIndexOf(')') + 2).split(' ')[1].toLong() == ProcFs.selfPid
-        } catch (e: IOException) {
-            false
-        }
-    }
-
-    fun fds(): Map<Int, String> = ProcFs.openFds().associateWith {
-        runCatching { Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/$it")).toString() }.getOrDefault("?")
-    }
-
-    /** Runs [block] and requires this JVM's fds and children back where they were, and no zombie. */
-    suspend fun <T> leavesNothing(block: suspend () -> T): T {
-        Subprocess.builder("true").run() // the reactor and pools exist before the count
-        delay(100)
-        val fdsBefore = fds()
-        val childrenBefore = children()
-        val result = block()
-        eventually(5.seconds) {
-            val now = fds()
-            withClue({ "fds opened since: ${now - fdsBefore.keys}" }) { now.size shouldBeLessThanOrEqual fdsBefore.size }
-        }
-        children() shouldContainExactly childrenBefore
-        ProcFs.zombieChildren() shouldBe emptyList()
-        return result
-    }
-
     fun Pipeline.shouldBeGone() {
         for (member in members) {
             withClue("${member.command} (pid ${member.pid})") {
@@ -72,7 +40,7 @@ class PipelineTest : FunSpec({
 
     test("data flows through printf | tr | wc, and each member's status is kept") {
         withTimeout(30_000) {
-            leavesNothing {
+            leavesNothing(children = true) {
                 val pipeline = Pipeline.builder(cmd("printf", "one\\ntwo\\nthree\\n"), cmd("tr", "a-z", "A-Z"), cmd("sort", "-r").stdout(Redirect.STREAM))
                     .startDetached()
                 pipeline.use {
@@ -99,7 +67,7 @@ class PipelineTest : FunSpec({
             }.getOrDefault(0L)
         }
         withTimeout(60_000) {
-            leavesNothing {
+            leavesNothing(children = true) {
                 val before = io()
                 val done = Pipeline.builder(cmd("head", "-c", "100000000", "/dev/zero"), cmd("cat"), cmd("wc", "-c")).check(true).run()
                 val moved = io() - before
@@ -118,7 +86,7 @@ class PipelineTest : FunSpec({
             val bytes = Random(11).nextBytes(20_000_000)
             Files.write(input, bytes)
             withTimeout(60_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     val pipeline = Pipeline.builder(
                         cmd("cat").stdin(Redirect.file(input)),
                         cmd("gzip", "-1"),
@@ -138,7 +106,7 @@ class PipelineTest : FunSpec({
 
     test("first stdin and last stdout as STREAM; a member's stderr as its builder says") {
         withTimeout(30_000) {
-            leavesNothing {
+            leavesNothing(children = true) {
                 Pipeline.builder(
                     cmd("cat").stdin(Redirect.STREAM),
                     // Line by line: tr alone would hold its output until the end of its input.
@@ -166,7 +134,7 @@ class PipelineTest : FunSpec({
 
     test("run(): input to the first member, the last one's stdout captured") {
         withTimeout(30_000) {
-            leavesNothing {
+            leavesNothing(children = true) {
                 val done = Pipeline.builder(cmd("sort"), cmd("uniq", "-c"), cmd("sort", "-rn"), cmd("head", "-1"))
                     .input("b\na\nb\nc\nb\n".toByteArray()).run()
                 done.stdoutText()!!.trim() shouldBe "3 b"
@@ -179,7 +147,7 @@ class PipelineTest : FunSpec({
 
     test("PIPESTATUS with a failing middle member; pipefail and check as bash's") {
         withTimeout(30_000) {
-            leavesNothing {
+            leavesNothing(children = true) {
                 val members = { listOf(cmd("true"), sh("exit 3"), cmd("cat")) }
                 Pipeline.builder(members()).startDetached().use {
                     it.waitForExit() shouldBe 0 // the last member's, as bash's $?
@@ -214,13 +182,13 @@ class PipelineTest : FunSpec({
     context("a member that cannot start: a clear error, the members started before it killed and reaped, no fd left") {
         test("a missing command in the middle") {
             withTimeout(30_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     val e = shouldThrow<IOException> {
                         Pipeline.builder(cmd("sleep", "30"), cmd("no-such-program-xyz", "-v"), cmd("cat")).startDetached()
                     }
                     e.message shouldBe "Cannot run program \"no-such-program-xyz\": error=2 (ENOENT), No such file or directory"
                 }
-                leavesNothing {
+                leavesNothing(children = true) {
                     shouldThrow<IOException> {
                         Pipeline.builder(cmd("yes"), cmd("cat"), cmd("no-such-program-xyz")).run()
                     }.message shouldBe "Cannot run program \"no-such-program-xyz\": error=2 (ENOENT), No such file or directory"
@@ -230,7 +198,7 @@ class PipelineTest : FunSpec({
 
         test("a suspend start() whose last member is missing, in a scope that goes on") {
             withTimeout(30_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     coroutineScope {
                         shouldThrow<IOException> { Pipeline.builder(cmd("sleep", "30"), cmd("sleep", "30"), cmd("no-such-program-xyz")).start() }
                     }
@@ -240,7 +208,7 @@ class PipelineTest : FunSpec({
 
         test("a missing input file of the first member and a bad directory of the last") {
             withTimeout(30_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     shouldThrow<IOException> {
                         Pipeline.builder(cmd("cat").stdin(Redirect.file(java.nio.file.Path.of("/no/such/input"))), cmd("cat")).startDetached()
                     }.message!! shouldStartWith "open \"/no/such/input\""
@@ -271,7 +239,7 @@ class PipelineTest : FunSpec({
 
     test("each member holds only fds 0, 1 and 2: no other member's pipe end") {
         withTimeout(30_000) {
-            leavesNothing {
+            leavesNothing(children = true) {
                 Pipeline.builder(cmd("sleep", "30"), cmd("sleep", "30"), cmd("sleep", "30")).startDetached().use { pipeline ->
                     for (member in pipeline.members) {
                         eventually(5.seconds) { ProcFs.openFds(member.pid) shouldContainExactly listOf(0, 1, 2) }
@@ -285,7 +253,7 @@ class PipelineTest : FunSpec({
                     link(second, 0) shouldBe pipes[0]
                     link(second, 1) shouldBe pipes[1]
                     (pipes[0] == pipes[1]) shouldBe false
-                    fds().values.filter { it in pipes } shouldBe emptyList()
+                    openFds().values.filter { it in pipes } shouldBe emptyList()
                 }
             }
         }
@@ -308,7 +276,7 @@ class PipelineTest : FunSpec({
 
         test("close()") {
             withTimeout(30_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     val pipeline = busy().startDetached()
                     try {
                         pipeline.allRunning()
@@ -323,7 +291,7 @@ class PipelineTest : FunSpec({
 
         test("cancelling the scope of start()") {
             withTimeout(30_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     val started = CompletableDeferred<Pipeline>()
                     coroutineScope {
                         val job = launch {
@@ -341,7 +309,7 @@ class PipelineTest : FunSpec({
 
         test("cancelling waitForExit of a detached pipeline") {
             withTimeout(30_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     val pipeline = busy().startDetached()
                     try {
                         pipeline.allRunning()
@@ -358,7 +326,7 @@ class PipelineTest : FunSpec({
 
         test("members that ignore SIGTERM are killed after their terminateTimeout") {
             withTimeout(30_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     // "ready" once SIGTERM is ignored, on stderr for the first (its stdout is the pipe), stdout for the last.
                     val stubborn = { out: String -> "trap '' TERM; echo ready$out; while :; do sleep 0.1; done" }
                     val pipeline = Pipeline.builder(
@@ -380,7 +348,7 @@ class PipelineTest : FunSpec({
 
         test("a run() past its timeout: every member terminated and reaped, the error names the pipeline") {
             withTimeout(30_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     val e = shouldThrow<SubprocessTimeoutException> {
                         Pipeline.builder(cmd("yes"), cmd("head", "-c", "1000"), cmd("sleep", "30")).timeout(Duration.ofMillis(500)).run()
                     }
@@ -393,7 +361,7 @@ class PipelineTest : FunSpec({
 
         test("a run() past maxOutput names the member and stream") {
             withTimeout(30_000) {
-                leavesNothing {
+                leavesNothing(children = true) {
                     shouldThrow<SubprocessOutputLimitException> {
                         Pipeline.builder(cmd("yes"), cmd("cat")).maxOutput(100_000).run()
                     }.message shouldBe "Command [cat] wrote more than 100000 bytes to stdout (maxOutput)"

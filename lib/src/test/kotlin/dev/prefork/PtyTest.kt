@@ -1,48 +1,27 @@
 package dev.prefork
 
-import dev.prefork.testing.ProcFs
-import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.assertions.throwables.shouldThrow
-import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContain
-import io.kotest.matchers.ints.shouldBeLessThanOrEqual
 import io.kotest.matchers.nulls.shouldBeNull
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.string.shouldContain
-import io.kotest.matchers.string.shouldNotContain
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.withTimeout
 import java.io.IOException
-import kotlin.time.Duration.Companion.seconds
 
 class PtyTest : FunSpec({
     fun python(script: String) = Subprocess.builder("python3", "-c", script)
 
-    fun fds(): Map<Int, String> = ProcFs.openFds().associateWith {
-        runCatching { java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/$it")).toString() }.getOrDefault("?")
-    }
-
-    /** Runs [block] and requires this JVM's fds and child zombies back where they were. */
-    suspend fun <T> leavesNothing(block: suspend () -> T): T {
-        Subprocess.builder("true").pty().run() // the reactor and pools exist before the count
-        delay(100)
-        val before = fds()
-        val result = block()
-        eventually(5.seconds) {
-            val now = fds()
-            withClue({ "fds opened since: ${now - before.keys}" }) { now.size shouldBeLessThanOrEqual before.size }
-        }
-        ProcFs.zombieChildren() shouldBe emptyList()
-        return result
-    }
+    /** The reactor, the pools and a terminal's first use exist before a count. */
+    val ptyWarmUp: suspend () -> Unit = { Subprocess.builder("true").pty().run() }
 
     suspend fun PipeReader.readText(until: String): String = readUntil(until.toByteArray()).decodeToString()
 
     test("python3 -i without -u: a prompt, a result, exit()") {
         withTimeout(30_000) {
-            leavesNothing {
+            leavesNothing(warmUp = ptyWarmUp) {
                 Subprocess.builder("python3", "-i").pty().startDetached().use { p ->
                     val stdout = p.stdout!!
                     stdout.readText(">>> ")
@@ -98,7 +77,7 @@ class PtyTest : FunSpec({
 
     test("a child killed by SIGKILL mid-line: the partial line arrives, the stream ends, nothing is left") {
         withTimeout(20_000) {
-            leavesNothing {
+            leavesNothing(warmUp = ptyWarmUp) {
                 Subprocess.builder("sh", "-c", "printf 'half a li'; kill -9 $$").pty().startDetached().use { p ->
                     p.stdout!!.readUntilClose().decodeToString() shouldBe "half a li"
                     p.waitForExit(raiseError = false) shouldBe -9
@@ -171,7 +150,7 @@ class PtyTest : FunSpec({
         withTimeout(20_000) {
             shouldThrow<IllegalArgumentException> { Subprocess.builder("cat").pty(0, 24) }.message shouldBe "pty columns not in 1..65535: 0"
             shouldThrow<IllegalArgumentException> { Subprocess.builder("cat").pty(80, 65536) }.message shouldBe "pty rows not in 1..65535: 65536"
-            leavesNothing {
+            leavesNothing(warmUp = ptyWarmUp) {
                 shouldThrow<IllegalArgumentException> { Subprocess.builder("cat").stdin(Redirect.DEVNULL).pty().startDetached() }
                     .message shouldBe "pty(): stdin is the terminal, not DEVNULL: cat"
                 shouldThrow<IllegalArgumentException> { Subprocess.builder("cat").pty().stdout(Redirect.STREAM).startDetached() }
@@ -195,7 +174,7 @@ class PtyTest : FunSpec({
 
     test("a thousand pty children: no fd or zombie left") {
         withTimeout(120_000) {
-            leavesNothing {
+            leavesNothing(warmUp = ptyWarmUp) {
                 repeat(1000) {
                     Subprocess.builder("true").pty().startDetached().use { p -> p.waitForExit() shouldBe 0 }
                 }

@@ -2,16 +2,13 @@ package dev.prefork
 
 import dev.prefork.testing.ProcFs
 import io.kotest.assertions.nondeterministic.eventually
-import io.kotest.assertions.withClue
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.ints.shouldBeGreaterThan
 import io.kotest.matchers.ints.shouldBeLessThan
-import io.kotest.matchers.ints.shouldBeLessThanOrEqual
 import io.kotest.matchers.nulls.shouldBeNull
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.string.shouldContain
-import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withTimeout
 import java.io.IOException
@@ -22,32 +19,6 @@ import kotlin.time.Duration.Companion.seconds
 
 class RunTest : FunSpec({
     fun sh(script: String) = Subprocess.builder("sh", "-c", script)
-
-    fun fds(): Map<Int, String> = ProcFs.openFds().associateWith {
-        runCatching { java.nio.file.Files.readSymbolicLink(java.nio.file.Path.of("/proc/self/fd/$it")).toString() }.getOrDefault("?")
-    }
-
-    /**
-     * This JVM's threads but kotlinx's IO pool, which grows with a bulk stream's pumps and keeps
-     * idle workers for a minute: a count of those would measure its elasticity, not a leak.
-     */
-    fun ownThreads(): Int = Thread.getAllStackTraces().keys.count { !it.name.startsWith("DefaultDispatcher-worker") }
-
-    /** Runs [block] and requires this JVM's fds, threads and child zombies back where they were. */
-    suspend fun <T> leavesNothing(block: suspend () -> T): T {
-        Subprocess.builder("true").run() // the reactor and pools exist before the count
-        delay(100)
-        val fdsBefore = fds()
-        val threadsBefore = ownThreads()
-        val result = block()
-        eventually(5.seconds) {
-            val now = fds()
-            withClue({ "fds opened since: ${now - fdsBefore.keys}" }) { now.size shouldBeLessThanOrEqual fdsBefore.size }
-        }
-        ownThreads() shouldBeLessThanOrEqual threadsBefore + 2
-        ProcFs.zombieChildren() shouldBe emptyList()
-        return result
-    }
 
     /** The child's pid, from the first line the script printed (`echo $$`), is neither running nor a zombie. */
     fun shouldBeGone(output: ByteArray) {
@@ -101,7 +72,7 @@ class RunTest : FunSpec({
     test("50 MB of input to children that read none of it: they end normally, no deadlock, no leak") {
         val input = ByteArray(50_000_000)
         withTimeout(30_000) {
-            leavesNothing {
+            leavesNothing(threads = true) {
                 sh("sleep 0.2").input(input).run().returnCode shouldBe 0
                 Subprocess.builder("true").input(input).run().returnCode shouldBe 0
                 Subprocess.builder("head", "-c", "10").input(input).run().stdout!!.size shouldBe 10
@@ -112,7 +83,7 @@ class RunTest : FunSpec({
     test("50 MB round trip through cat while its 50 MB of output is captured") {
         val input = Random(7).nextBytes(50_000_000)
         withTimeout(60_000) {
-            val done = leavesNothing { Subprocess.builder("cat").input(input).run() }
+            val done = leavesNothing(threads = true) { Subprocess.builder("cat").input(input).run() }
             done.returnCode shouldBe 0
             done.stdout!!.size shouldBe input.size
             MessageDigest.getInstance("SHA-256").digest(done.stdout) shouldBe MessageDigest.getInstance("SHA-256").digest(input)
@@ -124,7 +95,7 @@ class RunTest : FunSpec({
         val script = "echo \$\$; exec python3 -c 'import sys, time\n" +
             "for i in range(100):\n    sys.stdout.buffer.write(b\"x\" * 1000000); sys.stdout.flush(); time.sleep(0.05)'"
         withTimeout(30_000) {
-            val e = leavesNothing {
+            val e = leavesNothing(threads = true) {
                 // Not a timed assertion: less than all 100 MB below shows the timeout cut the child short.
                 shouldThrow<SubprocessTimeoutException> { sh(script).timeout(Duration.ofSeconds(1)).run() }
             }
@@ -154,7 +125,7 @@ class RunTest : FunSpec({
 
     test("output past maxOutput: a clear error, the child terminated and reaped, nothing leaked") {
         withTimeout(30_000) {
-            val e = leavesNothing {
+            val e = leavesNothing(threads = true) {
                 shouldThrow<SubprocessOutputLimitException> {
                     sh("echo \$\$ >&2; exec cat /dev/zero").maxOutput(1_000_000).run()
                 }
@@ -169,7 +140,7 @@ class RunTest : FunSpec({
     }
 
     test("a command that does not exist: the spawn's IOException, nothing leaked") {
-        val e = leavesNothing { shouldThrow<IOException> { Subprocess.builder("no-such-program-xyz").input(ByteArray(10)).run() } }
+        val e = leavesNothing(threads = true) { shouldThrow<IOException> { Subprocess.builder("no-such-program-xyz").input(ByteArray(10)).run() } }
         e.message shouldBe "Cannot run program \"no-such-program-xyz\": error=2 (ENOENT), No such file or directory"
     }
 
