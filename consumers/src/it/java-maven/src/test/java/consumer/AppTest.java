@@ -52,6 +52,10 @@ class AppTest {
   /** The app's exit code must be 0, and its stderr free of any JVM or SLF4J warning. */
   private static Output runApp(String mode) throws Exception {
     List<String> command = new ArrayList<>();
+    // A JVM keeps a signal it inherited as ignored (a build under nohup or in a shell's background
+    // ignores SIGHUP and SIGINT), and the supervisor then rightly warns about it: start the app as
+    // a shell in the foreground would, with the default dispositions. env execs the JVM.
+    command.addAll(List.of("env", "--default-signal=HUP,INT,TERM"));
     command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     command.addAll(Arrays.asList(System.getProperty("app.jvmFlags").trim().split("\\s+")));
     command.addAll(List.of("-cp", System.getProperty("app.classpath"), "consumer.App", mode));

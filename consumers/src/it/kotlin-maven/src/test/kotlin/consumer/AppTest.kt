@@ -42,7 +42,10 @@ class AppTest {
 
     /** The app's exit code must be 0, and its stderr free of any JVM or SLF4J warning. */
     private fun runApp(mode: String): Pair<List<String>, List<String>> {
-        val command = listOf(Path.of(System.getProperty("java.home"), "bin", "java").toString()) +
+        // A JVM keeps a signal it inherited as ignored (a build under nohup or in a shell's background
+        // ignores SIGHUP and SIGINT), and the supervisor then rightly warns about it: start the app as
+        // a shell in the foreground would, with the default dispositions. env execs the JVM.
+        val command = listOf("env", "--default-signal=HUP,INT,TERM", Path.of(System.getProperty("java.home"), "bin", "java").toString()) +
             System.getProperty("app.jvmFlags").trim().split(Regex("\\s+")) +
             listOf("-cp", System.getProperty("app.classpath"), "consumer.AppKt", mode)
         val stdout = Files.createTempFile("app-stdout", ".txt")
