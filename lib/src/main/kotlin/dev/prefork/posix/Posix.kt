@@ -6,10 +6,10 @@ import dev.prefork.warn
 private val logger = logger("dev.prefork.posix.Posix")
 
 /**
- * The C calls prefork makes, through one of two bindings chosen once per JVM: the JDK's own
- * foreign function API on JDK 22 and later (`FfmPosix`, compiled for release 22 and loaded
- * only there), jffi, the JNI layer of the jnr project, before that ([JffiPosix]). Nothing outside
- * this package knows which.
+ * The C calls prefork makes, through one of three bindings chosen once per JVM ([Native]):
+ * prefork's own JNI library ([JniPosix]), the JDK's foreign function API on JDK 22 and later
+ * (`FfmPosix`, compiled for release 22 and loaded only there), or jffi, the JNI layer of the jnr
+ * project ([JffiPosix]). Nothing outside this package knows which.
  *
  * Pointers are plain addresses: memory comes from [allocate] and is read and written with the
  * accessors here, so the wrappers in this package hold no binding's pointer type. Every call
@@ -23,7 +23,7 @@ private val logger = logger("dev.prefork.posix.Posix")
  */
 @Suppress("FunctionName", "ktlint:standard:function-naming")
 internal interface Posix {
-    /** What the binding is, for logs and benchmarks: "ffm" or "jffi". */
+    /** What the binding is, for logs and benchmarks: "jni", "ffm" or "jffi". */
     val name: String
 
     fun errno(): Int
@@ -92,11 +92,15 @@ internal interface Posix {
 }
 
 /**
- * The binding of this JVM. FFM where the JDK has it final (22+), this build of prefork holds
- * it, and the JVM lets the unnamed module make restricted calls; jffi otherwise (with one
- * warning saying why, on JDK 22+). `-Dprefork.native=jffi` forces jffi (for comparisons; `jnr`,
- * its earlier name, too), and
- * `-Dprefork.native=ffm` makes a JVM that cannot have FFM fail rather than fall back.
+ * The binding of this JVM: prefork's JNI library ([JniPosix]) where this jar has it for the
+ * platform and it loads; otherwise FFM where the JDK has it final (22+), this build of prefork
+ * holds it, and the JVM lets the unnamed module make restricted calls; jffi otherwise. A library
+ * that is there but does not load (a `noexec` `java.io.tmpdir`, say) is warned about once, with
+ * the binding used instead.
+ *
+ * `-Dprefork.native=jni|ffm|jffi` asks for one binding and makes a JVM that cannot have it fail
+ * rather than fall back (`jnr`, jffi's earlier name, is `jffi`); benchmarks and the tests of
+ * each binding use it.
  */
 internal object Native {
     val posix: Posix = choose()
@@ -106,21 +110,55 @@ internal object Native {
 
     private fun choose(): Posix {
         val wanted = System.getProperty("prefork.native", "")
-        if (wanted == "jffi" || wanted == "jnr" || Runtime.version().feature() < 22) {
-            check(wanted != "ffm") { "-Dprefork.native=ffm: FFM needs JDK 22 or later, this is ${Runtime.version()}" }
-            return JffiPosix()
+        return when (wanted) {
+            "jni" -> orFail(wanted) { JniPosix.load() }
+            "ffm" -> orFail(wanted) { ffm() }
+            "jffi", "jnr" -> JffiPosix()
+            "" -> try {
+                JniPosix.load()
+            } catch (e: Throwable) {
+                if (e is VirtualMachineError) throw e
+                fallBack(e)
+            }
+            else -> throw IllegalArgumentException("-Dprefork.native=$wanted: expected jni, ffm or jffi")
         }
+    }
+
+    private fun fallBack(jni: Throwable): Posix {
+        // A jar built without the library for this platform is a choice, not a fault: say nothing.
+        val absent = jni.message.orEmpty().startsWith("this prefork jar has no JNI library")
+        if (Runtime.version().feature() >= 22) {
+            try {
+                return ffm().also { if (!absent) logger.warn { "prefork's JNI library did not load ($jni); calling C through FFM" } }
+            } catch (e: Throwable) {
+                if (e is VirtualMachineError) throw e
+                logger.warn { "neither prefork's JNI library (${if (absent) "not in this jar" else jni.toString()}) nor FFM ($e) can be used; calling C through jffi" }
+                return JffiPosix()
+            }
+        }
+        if (!absent) logger.warn { "prefork's JNI library did not load ($jni); calling C through jffi" }
+        return JffiPosix()
+    }
+
+    /**
+     * The FFM binding. A build made on a JDK before 22 carries no FFM classes; a JVM that denies
+     * native access to the unnamed module, or has no linker for this platform, refuses the
+     * restricted calls.
+     */
+    private fun ffm(): Posix {
+        check(Runtime.version().feature() >= 22) { "FFM needs JDK 22 or later, this is ${Runtime.version()}" }
         return try {
             Class.forName("dev.prefork.posix.ffm.FfmPosix").getDeclaredConstructor().newInstance() as Posix
-        } catch (e: Throwable) {
-            // A build made on a JDK before 22 carries no FFM classes; a JVM that denies native access to
-            // the unnamed module, or has no linker for this platform, refuses the restricted calls.
-            val why = (if (e is java.lang.reflect.InvocationTargetException) e.cause else e) ?: e
-            if (wanted == "ffm") throw IllegalStateException("-Dprefork.native=ffm: the FFM binding cannot be used ($why)", why)
-            if (e is VirtualMachineError) throw e
-            logger.warn { "FFM unavailable ($why); calling C through jffi" }
-            JffiPosix()
+        } catch (e: java.lang.reflect.InvocationTargetException) {
+            throw e.cause ?: e
         }
+    }
+
+    private inline fun orFail(wanted: String, binding: () -> Posix): Posix = try {
+        binding()
+    } catch (e: Throwable) {
+        if (e is VirtualMachineError) throw e
+        throw IllegalStateException("-Dprefork.native=$wanted: that binding cannot be used ($e)", e)
     }
 }
 

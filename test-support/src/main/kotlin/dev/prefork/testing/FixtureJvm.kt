@@ -30,6 +30,8 @@ class FixtureJvm(
         addAll(System.getProperty("prefork.test.nativeFlags", "--enable-native-access=ALL-UNNAMED").split(" ").filter { it.isNotBlank() })
         add("-Dorg.slf4j.simpleLogger.defaultLogLevel=$logLevel")
         add("-Xshare:auto")
+        // The C binding the test JVM was asked for, so a fixture runs on it too.
+        System.getProperty("prefork.native")?.let { add("-Dprefork.native=$it") }
         addAll(jvmFlags)
         if (jar != null) {
             add("-jar")

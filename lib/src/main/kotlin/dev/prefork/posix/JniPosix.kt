@@ -1,0 +1,142 @@
+package dev.prefork.posix
+
+import java.io.IOException
+import java.nio.channels.Channels
+import java.nio.file.FileAlreadyExistsException
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.StandardOpenOption.CREATE_NEW
+import java.nio.file.StandardOpenOption.WRITE
+import java.nio.file.attribute.PosixFilePermission.OWNER_READ
+import java.nio.file.attribute.PosixFilePermission.OWNER_WRITE
+import java.nio.file.attribute.PosixFilePermissions
+import java.util.EnumSet
+
+/**
+ * [Posix] through prefork's own JNI library (`src/main/c/prefork.c`), on every JDK: the binding
+ * a JVM tries first, because it costs a cold JVM the least. Loading it is a file written and a
+ * `dlopen`, and every native method is registered at once by name and signature; the JDK's
+ * foreign function API spends about 90 ms of a cold JVM on its first stubs, and jffi about
+ * 50 ms on unpacking and loading itself (measured on JDK 25 and 17). A JNI call costs what a
+ * jffi call does, and on JDK 22+ what an FFM call does, to within a few nanoseconds.
+ *
+ * The library is built for Linux on the build machine's architecture and travels in the jar
+ * under `native/linux-<os.arch>/`. It is copied to `java.io.tmpdir` under a fresh name
+ * (created exclusively, readable only by this user), loaded, and deleted at once: the mapping
+ * stays, nothing is left behind. `-Dprefork.native.library=<path>` loads a copy from that
+ * path instead, for a `java.io.tmpdir` on a file system mounted `noexec`.
+ *
+ * Loading is "native access" on JDK 22+, as FFM's calls are: `--enable-native-access=ALL-UNNAMED`
+ * (or `Enable-Native-Access: ALL-UNNAMED` in an executable jar's manifest) keeps JDK 24+ from
+ * warning about it.
+ */
+@Suppress("FunctionName", "ktlint:standard:function-naming")
+internal class JniPosix private constructor() : Posix {
+    override val name: String get() = "jni"
+
+    override external fun errno(): Int
+    override external fun allocate(bytes: Long): Long
+    override external fun free(address: Long)
+    override external fun putShort(address: Long, value: Short)
+    override external fun putInt(address: Long, value: Int)
+    override external fun putLong(address: Long, value: Long)
+    override external fun getInt(address: Long): Int
+    override external fun getLong(address: Long): Long
+    override external fun putBytes(address: Long, bytes: ByteArray, offset: Int, length: Int)
+
+    override external fun posix_spawnp(pid: Long, file: Long, fileActions: Long, attr: Long, argv: Long, envp: Long): Int
+    override external fun posix_spawn_file_actions_init(fileActions: Long): Int
+    override external fun posix_spawn_file_actions_destroy(fileActions: Long): Int
+    override external fun posix_spawn_file_actions_adddup2(fileActions: Long, fd: Int, newFd: Int): Int
+    override external fun posix_spawn_file_actions_addopen(fileActions: Long, fd: Int, path: Long, flags: Int, mode: Int): Int
+    override external fun posix_spawn_file_actions_addclose(fileActions: Long, fd: Int): Int
+    override external fun posix_spawn_file_actions_addclosefrom_np(fileActions: Long, from: Int): Int
+    override external fun posix_spawn_file_actions_addchdir_np(fileActions: Long, path: Long): Int
+    override external fun posix_spawnattr_init(attr: Long): Int
+    override external fun posix_spawnattr_destroy(attr: Long): Int
+    override external fun posix_spawnattr_setflags(attr: Long, flags: Short): Int
+    override external fun posix_spawnattr_setpgroup(attr: Long, processGroup: Int): Int
+    override external fun posix_spawnattr_setsigmask(attr: Long, set: Long): Int
+    override external fun posix_spawnattr_setsigdefault(attr: Long, set: Long): Int
+    override external fun sigemptyset(set: Long): Int
+    override external fun sigfillset(set: Long): Int
+
+    override external fun pipe2(fds: Long, flags: Int): Int
+    override external fun open(path: Long, flags: Int, mode: Int): Int
+    override external fun close(fd: Int): Int
+    override external fun fcntl(fd: Int, cmd: Int, arg: Int): Int
+    override external fun ioctlInt(fd: Int, request: Long, value: Long): Int
+    override external fun write(fd: Int, buffer: Long, count: Long): Long
+    override external fun read(fd: Int, buffer: Long, count: Long): Long
+    override external fun readArray(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long
+    override external fun writeArray(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long
+
+    override external fun kill(pid: Int, signal: Int): Int
+    override external fun wait4(pid: Int, status: Long, options: Int, rusage: Long): Int
+    override external fun syscall(number: Long, arg1: Long, arg2: Long): Long
+    override external fun poll(fds: Long, count: Long, timeoutMillis: Int): Int
+
+    override external fun epoll_create1(flags: Int): Int
+    override external fun epoll_ctl(epfd: Int, op: Int, fd: Int, event: Long): Int
+    override external fun epoll_wait(epfd: Int, events: Long, maxEvents: Int, timeoutMillis: Int): Int
+    override external fun eventfd(initialValue: Int, flags: Int): Int
+
+    override external fun socket(domain: Int, type: Int, protocol: Int): Int
+    override external fun sendto(fd: Int, buffer: Long, length: Long, flags: Int, address: Long, addressLength: Int): Long
+
+    companion object {
+        /** The library's place in the jar, for this JVM's architecture. */
+        private val RESOURCE: String = "native/linux-" + System.getProperty("os.arch") + "/libprefork.so"
+
+        /**
+         * Loads the library (registering every native method of this class) and returns the
+         * binding. Throws [UnsatisfiedLinkError] naming the file and the reason when the library
+         * cannot be had or loaded; nothing is left in `java.io.tmpdir` either way.
+         */
+        fun load(): JniPosix {
+            val given = System.getProperty("prefork.native.library", "")
+            if (given.isNotEmpty()) {
+                System.load(Path.of(given).toAbsolutePath().toString())
+                return JniPosix()
+            }
+            val library = JniPosix::class.java.getResourceAsStream(RESOURCE)
+                ?: throw UnsatisfiedLinkError("this prefork jar has no JNI library for linux-" + System.getProperty("os.arch") + " ($RESOURCE)")
+            val file = library.use { extract(it) }
+            try {
+                System.load(file.toString())
+            } finally {
+                Files.deleteIfExists(file)
+            }
+            return JniPosix()
+        }
+
+        /** A copy of [library] under a name no other file had, in `java.io.tmpdir`, readable by this user alone. */
+        private fun extract(library: java.io.InputStream): Path {
+            val directory = Path.of(System.getProperty("java.io.tmpdir"))
+            // EnumSet, not setOf: Kotlin's collection facades are large classes a cold JVM takes 10 ms each to load.
+            val ownerOnly = PosixFilePermissions.asFileAttribute(EnumSet.of(OWNER_READ, OWNER_WRITE))
+            val options = EnumSet.of(CREATE_NEW, WRITE)
+            // A name from the clock, made unique by CREATE_NEW (O_EXCL: never an existing file or a link):
+            // SecureRandom, which Files.createTempFile would set up, costs a cold JVM more than the rest.
+            var attempt = 0
+            while (true) {
+                val file = directory.resolve("libprefork-" + java.lang.Long.toHexString(System.nanoTime()) + ".so")
+                val channel = try {
+                    Files.newByteChannel(file, options, ownerOnly)
+                } catch (e: FileAlreadyExistsException) {
+                    if (++attempt == 100) throw e
+                    continue
+                } catch (e: IOException) {
+                    throw UnsatisfiedLinkError("cannot write prefork's JNI library to $directory: $e")
+                }
+                try {
+                    channel.use { library.transferTo(Channels.newOutputStream(it)) }
+                } catch (e: IOException) {
+                    Files.deleteIfExists(file)
+                    throw UnsatisfiedLinkError("cannot write prefork's JNI library to $file: $e")
+                }
+                return file
+            }
+        }
+    }
+}
