@@ -61,7 +61,7 @@ fun main(args: Array<String>) {
     val settings = Settings()
     println(
         "prefork-bench: java ${System.getProperty("java.version")} (${System.getProperty("java.vm.name")}), " +
-            "${Runtime.getRuntime().availableProcessors()} cpus, $settings",
+            "${Runtime.getRuntime().availableProcessors()} cpus, C binding ${System.getProperty("prefork.native") ?: "default (JNI first)"}, $settings",
     )
     for (benchmark in chosen) {
         println()

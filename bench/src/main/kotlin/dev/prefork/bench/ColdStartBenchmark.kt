@@ -17,7 +17,8 @@ internal object ColdStartBenchmark : Benchmark {
     private const val TARGET = 2.0
 
     override fun run(settings: Settings) {
-        println("  one fresh JVM per round and variant (--enable-native-access=ALL-UNNAMED, nothing else), timed inside it")
+        val binding = System.getProperty("prefork.native")?.let { " -Dprefork.native=$it" }.orEmpty()
+        println("  one fresh JVM per round and variant (--enable-native-access=ALL-UNNAMED$binding, nothing else), timed inside it")
         val (ours, theirs) = settings.rounds().measure(
             listOf(
                 Rounds.Variant("prefork Subprocess start+waitForExit") { firstSpawnMillis("prefork") },
@@ -31,9 +32,11 @@ internal object ColdStartBenchmark : Benchmark {
 
     private fun firstSpawnMillis(mode: String): Double {
         val java = File(System.getProperty("java.home"), "bin/java").path
+        // The binding this benchmark was asked for (-Dprefork.native=...), so a fall-back can be measured too.
+        val binding = System.getProperty("prefork.native")?.let { listOf("-Dprefork.native=$it") }.orEmpty()
         val jvm = ProcessBuilder(
-            java, "--enable-native-access=ALL-UNNAMED",
-            "-cp", System.getProperty("java.class.path"), "dev.prefork.bench.ColdStartBenchmark\$Main", mode,
+            listOf(java, "--enable-native-access=ALL-UNNAMED") + binding +
+                listOf("-cp", System.getProperty("java.class.path"), "dev.prefork.bench.ColdStartBenchmark\$Main", mode),
         ).redirectError(ProcessBuilder.Redirect.INHERIT).start()
         try {
             val out = jvm.inputStream.bufferedReader().readText().trim()
