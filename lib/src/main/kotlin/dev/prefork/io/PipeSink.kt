@@ -45,7 +45,8 @@ internal class PipeSink(private val fd: Int, private val reactor: Reactor, priva
     }
 
     private suspend fun pump() {
-        val readiness = reactor.readiness(fd)
+        // Made at the first full pipe: most children's stdin never fills, and a readiness is a reactor entry.
+        var readiness: Reactor.Readiness? = null
         try {
             for (chunk in channel) {
                 var offset = 0
@@ -53,14 +54,19 @@ internal class PipeSink(private val fd: Int, private val reactor: Reactor, priva
                     // Straight from the caller's array: the kernel's copy is the only one.
                     val written = Fds.write(fd, chunk, offset, minOf(SEGMENT, chunk.size - offset)) { name }
                     // Resumed on the IO pool: a reader that keeps up would otherwise keep the reactor thread writing.
-                    if (written == 0) withContext(Dispatchers.IO) { readiness.await(Linux.EPOLLOUT) } else offset += written
+                    if (written == 0) {
+                        val full = readiness ?: reactor.readiness(fd).also { readiness = it }
+                        withContext(Dispatchers.IO) { full.await(Linux.EPOLLOUT) }
+                    } else {
+                        offset += written
+                    }
                 }
             }
         } catch (e: IOException) {
             channel.close(e)
             channel.cancel()
         } finally {
-            readiness.close()
+            readiness?.close()
             Fds.closeQuietly(fd)
         }
     }

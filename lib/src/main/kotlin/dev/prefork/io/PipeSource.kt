@@ -52,6 +52,9 @@ internal class PipeSource(
 
     @Volatile private var handingOver = false
 
+    /** Set as the pump closes the channel itself: nothing is left to cancel then. */
+    @Volatile private var pumpEnding = false
+
     /** Guards who closes [fd] after a hand-over: the pump, or the reader it went to. */
     private val ownership = Any()
     private var released = false
@@ -75,7 +78,8 @@ internal class PipeSource(
         val pump = Background.launch(Dispatchers.Unconfined, start = CoroutineStart.UNDISPATCHED) { pump() }
         this.pump = pump
         // A consumer that cancels the channel must not wait for the pipe's next data to free it.
-        channel.invokeOnClose { pump.cancel() }
+        // The pump's own close needs no cancel, which would cost an exception and a cancelled job every stream.
+        channel.invokeOnClose { if (!pumpEnding) pump.cancel() }
     }
 
     /** Asks the pump to stop and leave the fd open; the channel closes after the chunks already read. */
@@ -109,11 +113,13 @@ internal class PipeSource(
         var ended = false
         try {
             while (!handingOver) {
-                readiness.await(Linux.EPOLLIN)
+                // A pipe hangs up once every write end is closed; a terminal's end is its EIO instead.
+                val events = readiness.await(Linux.EPOLLIN)
+                val hungUp = !terminal && (events and Reactor.EPOLLHUP) != 0
                 // Resumed on the reactor thread (the pump is unconfined). A short read there costs less
                 // than waking a thread for it; a flowing stream, which polls and tops up, moves to the IO pool.
-                var outcome = drain(onReactor = true)
-                if (outcome == FLOWS) outcome = withContext(Dispatchers.IO) { drain(onReactor = false) }
+                var outcome = drain(onReactor = true, hungUp)
+                if (outcome == FLOWS) outcome = withContext(Dispatchers.IO) { drain(onReactor = false, hungUp) }
                 if (outcome == ENDED) {
                     ended = true
                     return
@@ -131,6 +137,7 @@ internal class PipeSource(
                     Fds.closeQuietly(fd)
                 }
             }
+            pumpEnding = true
             channel.close(failure?.takeUnless { it is CancellationException })
         }
     }
@@ -141,12 +148,16 @@ internal class PipeSource(
     /**
      * Reads what the pipe holds into the channel, until it is empty ([WAIT]), the stream ended
      * ([ENDED]), or, [onReactor], a flowing stream is found ([FLOWS]: not read there).
+     *
+     * A pipe that [hungUp] gets no more data: once it is empty, that is its end, known without
+     * the read (and the array for it) that would only return end-of-file.
      */
-    private suspend fun drain(onReactor: Boolean): Int {
+    private suspend fun drain(onReactor: Boolean, hungUp: Boolean): Int {
         var flowing: Boolean
         var reads = 0
         do {
             val waiting = Fds.available(fd)
+            if (hungUp && waiting == 0) return ENDED
             // The reactor serves every child: a stream that keeps it reading is a flowing one.
             if (onReactor && (waiting >= FLOWING || ++reads > REACTOR_READS)) return FLOWS
             // A flowing stream gets whole chunks, topped up as data arrives: fewer hand-offs to the consumer.
@@ -161,7 +172,7 @@ internal class PipeSource(
             if (endSeen) return ENDED
             if (waiting >= DEFAULT_PIPE && chunk < BULK_CHUNK && !terminal && Fds.growPipe(fd, BULK_PIPE)) chunk = BULK_CHUNK
             flowing = count >= FLOWING
-        } while (!handingOver && (Fds.available(fd) > 0 || (flowing && Fds.pollReadable(fd, FLOW_WAIT_MILLIS))))
+        } while (!handingOver && (hungUp || Fds.available(fd) > 0 || (flowing && Fds.pollReadable(fd, FLOW_WAIT_MILLIS))))
         return WAIT
     }
 

@@ -89,15 +89,18 @@ internal class Reactor(private val usePidfd: Boolean) {
 
     inner class Readiness(private val fd: Int) : AutoCloseable {
         private val token = tokens.incrementAndGet()
-        private val waiter = AtomicReference<CancellableContinuation<Unit>?>()
+        private val waiter = AtomicReference<CancellableContinuation<Int>?>()
         private var added = false
 
         init {
-            handlers[token] = { waiter.getAndSet(null)?.resume(Unit) }
+            handlers[token] = { events -> waiter.getAndSet(null)?.resume(events) }
         }
 
-        /** Suspends until [fd] is ready for [interest] (EPOLLIN or EPOLLOUT), or has hung up. */
-        suspend fun await(interest: Int): Unit = suspendCancellableCoroutine { cont ->
+        /**
+         * Suspends until [fd] is ready for [interest] (EPOLLIN or EPOLLOUT), or has hung up;
+         * returns the events epoll reported ([EPOLLHUP] among them once every writer closed its end).
+         */
+        suspend fun await(interest: Int): Int = suspendCancellableCoroutine { cont ->
             waiter.set(cont)
             cont.invokeOnCancellation { waiter.compareAndSet(cont, null) }
             epoll.arm(fd, interest or Linux.EPOLLONESHOT, token, add = !added)
@@ -126,6 +129,9 @@ internal class Reactor(private val usePidfd: Boolean) {
 
     companion object {
         const val POLL_MILLIS = 10
+
+        /** epoll's hang-up event: for a pipe's read end, every write end is closed. */
+        const val EPOLLHUP = 0x010
 
         /** The JVM's reactor; `-Dprefork.pidfd=false` forces the polling fallback. */
         val shared: Reactor by lazy { Reactor(usePidfd = System.getProperty("prefork.pidfd") != "false") }
