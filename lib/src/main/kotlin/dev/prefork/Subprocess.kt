@@ -85,7 +85,7 @@ public class Subprocess private constructor(
     public val exitStatus: ExitStatus? get() = status
 
     /**
-     * Runs on the reactor thread: reap under [lock], so no signal can reach a recycled pid.
+     * Runs on the reactor thread, and once in [waitForExit]: reap under [lock], so no signal can reach a recycled pid.
      * If something else in this JVM reaped the child first (a `waitpid(-1)`, or SIGCHLD set to
      * SIG_IGN), its status is lost: waiters get that [java.io.IOException] instead of a code.
      */
@@ -121,6 +121,9 @@ public class Subprocess private constructor(
      */
     @JvmSynthetic
     public suspend fun waitForExit(raiseError: Boolean = true): Int {
+        // A child that exited already (its pipes read to their end, say) is reaped here: the reactor,
+        // which reaps it too once its pidfd says so, would otherwise wake this thread a moment later.
+        if (!exit.isCompleted) tryReap()
         val ended = try {
             finished.await()
         } catch (e: CancellationException) {
