@@ -1,16 +1,9 @@
 package dev.prefork.posix
 
+import java.io.File
+import java.io.FileOutputStream
 import java.io.IOException
-import java.nio.channels.Channels
-import java.nio.file.FileAlreadyExistsException
-import java.nio.file.Files
-import java.nio.file.Path
-import java.nio.file.StandardOpenOption.CREATE_NEW
-import java.nio.file.StandardOpenOption.WRITE
-import java.nio.file.attribute.PosixFilePermission.OWNER_READ
-import java.nio.file.attribute.PosixFilePermission.OWNER_WRITE
-import java.nio.file.attribute.PosixFilePermissions
-import java.util.EnumSet
+import java.io.InputStream
 
 /**
  * [Posix] through prefork's own JNI library (`src/main/c/prefork.c`), on every JDK: the binding
@@ -22,7 +15,7 @@ import java.util.EnumSet
  *
  * The library is built for Linux on the build machine's architecture and travels in the jar
  * under `native/linux-<os.arch>/`. It is copied to `java.io.tmpdir` under a fresh name
- * (created exclusively, readable only by this user), loaded, and deleted at once: the mapping
+ * (created exclusively), loaded, and deleted at once: the mapping
  * stays, nothing is left behind. `-Dprefork.native.library=<path>` loads a copy from that
  * path instead, for a `java.io.tmpdir` on a file system mounted `noexec`.
  *
@@ -96,43 +89,43 @@ internal class JniPosix private constructor() : Posix {
         fun load(): JniPosix {
             val given = System.getProperty("prefork.native.library", "")
             if (given.isNotEmpty()) {
-                System.load(Path.of(given).toAbsolutePath().toString())
+                System.load(File(given).absolutePath)
                 return JniPosix()
             }
             val library = JniPosix::class.java.getResourceAsStream(RESOURCE)
                 ?: throw UnsatisfiedLinkError("this prefork jar has no JNI library for linux-" + System.getProperty("os.arch") + " ($RESOURCE)")
             val file = library.use { extract(it) }
             try {
-                System.load(file.toString())
+                System.load(file.path)
             } finally {
-                Files.deleteIfExists(file)
+                file.delete()
             }
             return JniPosix()
         }
 
-        /** A copy of [library] under a name no other file had, in `java.io.tmpdir`, readable by this user alone. */
-        private fun extract(library: java.io.InputStream): Path {
-            val directory = Path.of(System.getProperty("java.io.tmpdir"))
-            // EnumSet, not setOf: Kotlin's collection facades are large classes a cold JVM takes 10 ms each to load.
-            val ownerOnly = PosixFilePermissions.asFileAttribute(EnumSet.of(OWNER_READ, OWNER_WRITE))
-            val options = EnumSet.of(CREATE_NEW, WRITE)
-            // A name from the clock, made unique by CREATE_NEW (O_EXCL: never an existing file or a link):
-            // SecureRandom, which Files.createTempFile would set up, costs a cold JVM more than the rest.
+        /** A copy of [library] under a name no other file had, in `java.io.tmpdir`. */
+        private fun extract(library: InputStream): File {
+            val directory = File(System.getProperty("java.io.tmpdir"))
+            // A name from the clock, made unique by createNewFile (O_CREAT|O_EXCL: never an existing file or a
+            // link), and java.io rather than NIO channels: a cold JVM loads neither SecureRandom, which
+            // Files.createTempFile would set up, nor some 25 classes of java.nio.channels that JDK 17's CDS
+            // archive lacks. In a sticky directory (/tmp), no other user can replace or remove the file.
             var attempt = 0
             while (true) {
-                val file = directory.resolve("libprefork-" + java.lang.Long.toHexString(System.nanoTime()) + ".so")
-                val channel = try {
-                    Files.newByteChannel(file, options, ownerOnly)
-                } catch (e: FileAlreadyExistsException) {
-                    if (++attempt == 100) throw e
-                    continue
+                val file = File(directory, "libprefork-" + java.lang.Long.toHexString(System.nanoTime()) + ".so")
+                val created = try {
+                    file.createNewFile()
                 } catch (e: IOException) {
                     throw UnsatisfiedLinkError("cannot write prefork's JNI library to $directory: $e")
                 }
+                if (!created) {
+                    if (++attempt == 100) throw UnsatisfiedLinkError("cannot write prefork's JNI library to $directory: 100 names taken")
+                    continue
+                }
                 try {
-                    channel.use { library.transferTo(Channels.newOutputStream(it)) }
+                    FileOutputStream(file).use { library.transferTo(it) }
                 } catch (e: IOException) {
-                    Files.deleteIfExists(file)
+                    file.delete()
                     throw UnsatisfiedLinkError("cannot write prefork's JNI library to $file: $e")
                 }
                 return file
