@@ -35,7 +35,8 @@ tasks.test {
     useJUnitPlatform()
     jvmArgs(nativeFlags.trim().split(Regex("\\s+")))
     systemProperty("app.classpath", sourceSets["main"].runtimeClasspath.asPath)
-    systemProperty("app.jvmFlags", nativeFlags)
+    // the app must call C through prefork's JNI library, loaded from the published jar: no fall-back
+    systemProperty("app.jvmFlags", "$nativeFlags -Dprefork.native=jni")
     systemProperty("app.repository", preforkRepository)
     testLogging { events("passed", "skipped", "failed") }
 }

@@ -4,6 +4,9 @@ import java.io.File
 import java.io.FileOutputStream
 import java.io.IOException
 import java.io.InputStream
+import java.net.URISyntaxException
+import java.net.URL
+import java.util.zip.ZipFile
 
 /**
  * [Posix] through prefork's own JNI library (`src/main/c/prefork.c`), on every JDK: the binding
@@ -79,7 +82,32 @@ internal class JniPosix private constructor() : Posix {
 
     companion object {
         /** The library's place in the jar, for this JVM's architecture. */
-        private val RESOURCE: String = "native/linux-" + System.getProperty("os.arch") + "/libprefork.so"
+        private val PATH: String = "dev/prefork/posix/native/linux-" + System.getProperty("os.arch") + "/libprefork.so"
+
+        /**
+         * The library's bytes, or null where this jar has none. Read from the jar (or classes
+         * directory) this class came from when that is a file: through the class loader, the
+         * resource's URL costs a cold JDK 25 about 10 ms (its URL handler is found by reflection,
+         * whose method handles the JDK generates). Any other class loader is asked for it.
+         */
+        private fun libraryBytes(): ByteArray? {
+            val location = JniPosix::class.java.protectionDomain?.codeSource?.location
+            val origin = if (location?.protocol == "file") fileOf(location) else null
+            if (origin != null) {
+                if (origin.isDirectory) return File(origin, PATH).takeIf { it.isFile }?.readBytes()
+                // The class loader has this jar open already: ZipFile shares its parsed directory.
+                if (origin.isFile) return ZipFile(origin).use { jar -> jar.getEntry(PATH)?.let { jar.getInputStream(it).use(InputStream::readAllBytes) } }
+            }
+            return JniPosix::class.java.classLoader?.getResourceAsStream(PATH)?.use(InputStream::readAllBytes)
+        }
+
+        private fun fileOf(url: URL): File? = try {
+            File(url.toURI())
+        } catch (e: URISyntaxException) {
+            null
+        } catch (e: IllegalArgumentException) {
+            null
+        }
 
         /**
          * Loads the library (registering every native method of this class) and returns the
@@ -92,9 +120,9 @@ internal class JniPosix private constructor() : Posix {
                 System.load(File(given).absolutePath)
                 return JniPosix()
             }
-            val library = JniPosix::class.java.getResourceAsStream(RESOURCE)
-                ?: throw UnsatisfiedLinkError("this prefork jar has no JNI library for linux-" + System.getProperty("os.arch") + " ($RESOURCE)")
-            val file = library.use { extract(it) }
+            val library = libraryBytes()
+                ?: throw UnsatisfiedLinkError("this prefork jar has no JNI library for linux-" + System.getProperty("os.arch") + " (" + PATH + ")")
+            val file = extract(library)
             try {
                 System.load(file.path)
             } finally {
@@ -104,7 +132,7 @@ internal class JniPosix private constructor() : Posix {
         }
 
         /** A copy of [library] under a name no other file had, in `java.io.tmpdir`. */
-        private fun extract(library: InputStream): File {
+        private fun extract(library: ByteArray): File {
             val directory = File(System.getProperty("java.io.tmpdir"))
             // A name from the clock, made unique by createNewFile (O_CREAT|O_EXCL: never an existing file or a
             // link), and java.io rather than NIO channels: a cold JVM loads neither SecureRandom, which
@@ -123,7 +151,7 @@ internal class JniPosix private constructor() : Posix {
                     continue
                 }
                 try {
-                    FileOutputStream(file).use { library.transferTo(it) }
+                    FileOutputStream(file).use { it.write(library) }
                 } catch (e: IOException) {
                     file.delete()
                     throw UnsatisfiedLinkError("cannot write prefork's JNI library to $file: $e")
