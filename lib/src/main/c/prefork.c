@@ -2,12 +2,13 @@
  * prefork's JNI binding: the C calls of dev.prefork.posix.Posix, one thin function each, for
  * dev.prefork.posix.JniPosix. It is the binding a JVM loads first, because binding a JNI
  * library costs a cold JVM a millisecond or two, where the JDK's foreign function API spends
- * about 90 ms generating its first stubs and jffi about 50 ms unpacking and loading itself.
+ * about 90 ms generating its first stubs and jffi some 40 ms more unpacking and loading itself.
  *
  * Each function makes its call, saves errno for the calling thread (JniPosix.errno() reads it;
  * the JVM may change errno itself between two native calls) and returns what C returned.
  * Pointers are plain addresses, as Posix has them. The natives are registered by name and JNI
- * signature in JNI_OnLoad, so a mismatch with the Kotlin class fails the load, not a later call.
+ * signature in JNI_OnLoad: an entry here that the Kotlin class lacks fails the load, and
+ * NativeBindingTest checks that every native method of the class has its entry.
  */
 #define _GNU_SOURCE
 #include <jni.h>
@@ -61,7 +62,7 @@ static jint missing(JNIEnv *env, const char *message) {
 
 static jint p_errno(JNIEnv *env, jobject self) { return saved_errno; }
 
-static jlong p_allocate(JNIEnv *env, jobject self, jlong bytes) {
+static jlong p_calloc(JNIEnv *env, jobject self, jlong bytes) {
     return (jlong) (intptr_t) SAVED(calloc(1, (size_t) bytes));
 }
 static void p_free(JNIEnv *env, jobject self, jlong address) { free(PTR(address)); saved_errno = errno; }
@@ -118,9 +119,9 @@ static jlong p_read(JNIEnv *env, jobject self, jint fd, jlong buffer, jlong coun
 /*
  * A read into, or a write from, a Java array with no copy but the kernel's: the array is pinned
  * for the call (GetPrimitiveArrayCritical), which is why Posix allows it only on non-blocking
- * descriptors.
+ * descriptors. JniPosix has checked the slice against the array's bounds.
  */
-static jlong p_readArray(JNIEnv *env, jobject self, jint fd, jbyteArray bytes, jint offset, jint length) {
+static jlong p_readInto(JNIEnv *env, jobject self, jint fd, jbyteArray bytes, jint offset, jint length) {
     jbyte *array = (*env)->GetPrimitiveArrayCritical(env, bytes, NULL);
     if (array == NULL) return -1; /* OutOfMemoryError is pending */
     ssize_t result = read(fd, array + offset, (size_t) length);
@@ -128,7 +129,7 @@ static jlong p_readArray(JNIEnv *env, jobject self, jint fd, jbyteArray bytes, j
     (*env)->ReleasePrimitiveArrayCritical(env, bytes, array, 0);
     return result;
 }
-static jlong p_writeArray(JNIEnv *env, jobject self, jint fd, jbyteArray bytes, jint offset, jint length) {
+static jlong p_writeFrom(JNIEnv *env, jobject self, jint fd, jbyteArray bytes, jint offset, jint length) {
     jbyte *array = (*env)->GetPrimitiveArrayCritical(env, bytes, NULL);
     if (array == NULL) return -1;
     ssize_t result = write(fd, array + offset, (size_t) length);
@@ -155,11 +156,16 @@ static jlong p_sendto(JNIEnv *env, jobject self, jint fd, jlong buffer, jlong le
     return SAVED(sendto(fd, PTR(buffer), (size_t) length, flags, PTR(address), (socklen_t) addressLength));
 }
 
+/* How many natives JNI_OnLoad registered: NativeBindingTest compares it with JniPosix's own count. */
+static jint registered;
+static jint p_registeredNatives(JNIEnv *env, jobject self) { return registered; }
+
 #define NATIVE(name, signature, function) { (char *) name, (char *) signature, (void *) function }
 
 static const JNINativeMethod methods[] = {
+    NATIVE("registeredNatives", "()I", p_registeredNatives),
     NATIVE("errno", "()I", p_errno),
-    NATIVE("allocate", "(J)J", p_allocate),
+    NATIVE("calloc", "(J)J", p_calloc),
     NATIVE("free", "(J)V", p_free),
     NATIVE("putShort", "(JS)V", p_putShort),
     NATIVE("putInt", "(JI)V", p_putInt),
@@ -190,8 +196,8 @@ static const JNINativeMethod methods[] = {
     NATIVE("ioctlInt", "(IJJ)I", p_ioctl),
     NATIVE("write", "(IJJ)J", p_write),
     NATIVE("read", "(IJJ)J", p_read),
-    NATIVE("readArray", "(I[BII)J", p_readArray),
-    NATIVE("writeArray", "(I[BII)J", p_writeArray),
+    NATIVE("readInto", "(I[BII)J", p_readInto),
+    NATIVE("writeFrom", "(I[BII)J", p_writeFrom),
     NATIVE("kill", "(II)I", p_kill),
     NATIVE("wait4", "(IJIJ)I", p_wait4),
     NATIVE("syscall", "(JJJ)J", p_syscall),
@@ -211,6 +217,7 @@ JNIEXPORT jint JNI_OnLoad(JavaVM *vm, void *reserved) {
     add_chdir = (chdir_action) dlsym(RTLD_DEFAULT, "posix_spawn_file_actions_addchdir_np");
     jclass binding = (*env)->FindClass(env, "dev/prefork/posix/JniPosix");
     if (binding == NULL) return JNI_ERR;
-    if ((*env)->RegisterNatives(env, binding, methods, sizeof methods / sizeof methods[0]) != 0) return JNI_ERR;
+    registered = (jint) (sizeof methods / sizeof methods[0]);
+    if ((*env)->RegisterNatives(env, binding, methods, registered) != 0) return JNI_ERR;
     return JNI_VERSION_1_8;
 }

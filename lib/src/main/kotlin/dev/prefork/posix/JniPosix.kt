@@ -1,26 +1,34 @@
 package dev.prefork.posix
 
 import java.io.File
+import java.io.FileInputStream
 import java.io.FileOutputStream
 import java.io.IOException
 import java.io.InputStream
 import java.net.URISyntaxException
 import java.net.URL
+import java.nio.file.FileAlreadyExistsException
+import java.nio.file.Files
+import java.nio.file.attribute.PosixFilePermission.OWNER_EXECUTE
+import java.nio.file.attribute.PosixFilePermission.OWNER_READ
+import java.nio.file.attribute.PosixFilePermission.OWNER_WRITE
+import java.nio.file.attribute.PosixFilePermissions
+import java.util.EnumSet
+import java.util.Objects
 import java.util.zip.ZipFile
 
 /**
  * [Posix] through prefork's own JNI library (`src/main/c/prefork.c`), on every JDK: the binding
  * a JVM tries first, because it costs a cold JVM the least. Loading it is a file written and a
  * `dlopen`, and every native method is registered at once by name and signature; the JDK's
- * foreign function API spends about 90 ms of a cold JVM on its first stubs, and jffi about
- * 50 ms on unpacking and loading itself (measured on JDK 25 and 17). A JNI call costs what a
- * jffi call does, and on JDK 22+ what an FFM call does, to within a few nanoseconds.
+ * foreign function API spends about 90 ms of a cold JVM on its first stubs, and jffi some
+ * 40 ms more than this on unpacking and loading itself (measured on JDK 25 and 17).
  *
- * The library is built for Linux on the build machine's architecture and travels in the jar
- * under `native/linux-<os.arch>/`. It is copied to `java.io.tmpdir` under a fresh name
- * (created exclusively), loaded, and deleted at once: the mapping
- * stays, nothing is left behind. `-Dprefork.native.library=<path>` loads a copy from that
- * path instead, for a `java.io.tmpdir` on a file system mounted `noexec`.
+ * The jar carries the library built on the build machine, for its architecture, under
+ * `native/linux-<os.arch>/`. It is copied into a fresh directory in `java.io.tmpdir` that only
+ * this user can enter, loaded, and deleted at once with its directory (the mapping stays).
+ * `-Dprefork.native.library=<path>` loads a copy from that path instead, for a
+ * `java.io.tmpdir` on a file system mounted `noexec`.
  *
  * Loading is "native access" on JDK 22+, as FFM's calls are: `--enable-native-access=ALL-UNNAMED`
  * (or `Enable-Native-Access: ALL-UNNAMED` in an executable jar's manifest) keeps JDK 24+ from
@@ -31,7 +39,20 @@ internal class JniPosix private constructor() : Posix {
     override val name: String get() = "jni"
 
     override external fun errno(): Int
-    override external fun allocate(bytes: Long): Long
+
+    /** How many native methods the library registered for this class (for the test that every one has its C function). */
+    external fun registeredNatives(): Int
+
+    // As the other bindings do, failures the C side would let through become exceptions here: native memory
+    // that is not there (calloc's NULL, which the callers would write to), and a slice outside its array.
+    override fun allocate(bytes: Long): Long {
+        require(bytes >= 0) { "cannot allocate $bytes bytes" }
+        val address = calloc(bytes)
+        if (address == 0L) throw OutOfMemoryError("cannot allocate $bytes bytes of native memory")
+        return address
+    }
+    private external fun calloc(bytes: Long): Long
+
     override external fun free(address: Long)
     override external fun putShort(address: Long, value: Short)
     override external fun putInt(address: Long, value: Int)
@@ -64,8 +85,16 @@ internal class JniPosix private constructor() : Posix {
     override external fun ioctlInt(fd: Int, request: Long, value: Long): Int
     override external fun write(fd: Int, buffer: Long, count: Long): Long
     override external fun read(fd: Int, buffer: Long, count: Long): Long
-    override external fun readArray(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long
-    override external fun writeArray(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long
+    override fun readArray(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long {
+        Objects.checkFromIndexSize(offset, length, bytes.size)
+        return readInto(fd, bytes, offset, length)
+    }
+    override fun writeArray(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long {
+        Objects.checkFromIndexSize(offset, length, bytes.size)
+        return writeFrom(fd, bytes, offset, length)
+    }
+    private external fun readInto(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long
+    private external fun writeFrom(fd: Int, bytes: ByteArray, offset: Int, length: Int): Long
 
     override external fun kill(pid: Int, signal: Int): Int
     override external fun wait4(pid: Int, status: Long, options: Int, rusage: Long): Int
@@ -85,20 +114,62 @@ internal class JniPosix private constructor() : Posix {
         private val PATH: String = "dev/prefork/posix/native/linux-" + System.getProperty("os.arch") + "/libprefork.so"
 
         /**
-         * The library's bytes, or null where this jar has none. Read from the jar (or classes
-         * directory) this class came from when that is a file: through the class loader, the
+         * Loads the library (registering every native method of this class) and returns the
+         * binding. Throws [UnsatisfiedLinkError] where the jar has no library for this platform,
+         * it cannot be written to `java.io.tmpdir` (naming the directory) or it does not load, an
+         * [IOException] where the jar cannot be read. The copy is deleted on every path, unless
+         * the JVM dies in the millisecond between writing and deleting it.
+         */
+        fun load(): JniPosix {
+            val given = System.getProperty("prefork.native.library", "")
+            if (given.isNotEmpty()) {
+                System.load(File(given).absolutePath)
+                return JniPosix()
+            }
+            val library = libraryBytes()
+                ?: throw UnsatisfiedLinkError("this prefork jar has no JNI library for linux-" + System.getProperty("os.arch") + " (" + PATH + ")")
+            val tmp = File(System.getProperty("java.io.tmpdir")).absoluteFile // System.load takes no relative path
+            val directory = try {
+                privateDirectory(tmp)
+            } catch (e: IOException) {
+                throw cannotWrite(tmp, e)
+            }
+            try {
+                val file = File(directory, "libprefork.so")
+                try {
+                    try {
+                        FileOutputStream(file).use { it.write(library) }
+                    } catch (e: IOException) {
+                        throw cannotWrite(directory, e)
+                    }
+                    System.load(file.path)
+                } finally {
+                    file.delete()
+                }
+            } finally {
+                directory.delete()
+            }
+            return JniPosix()
+        }
+
+        /**
+         * The library's bytes, or null where this jar has none. Read from the jar or classes
+         * directory this class came from when it has them: through the class loader, the
          * resource's URL costs a cold JDK 25 about 10 ms (its URL handler is found by reflection,
-         * whose method handles the JDK generates). Any other class loader is asked for it.
+         * whose method handles the JDK generates). The class loader is asked otherwise (nested
+         * jars, resources kept apart from classes).
          */
         private fun libraryBytes(): ByteArray? {
             val location = JniPosix::class.java.protectionDomain?.codeSource?.location
             val origin = if (location?.protocol == "file") fileOf(location) else null
-            if (origin != null) {
-                if (origin.isDirectory) return File(origin, PATH).takeIf { it.isFile }?.readBytes()
+            val found = when {
+                origin == null -> null
+                origin.isDirectory -> File(origin, PATH).takeIf { it.isFile }?.let { file -> FileInputStream(file).use(InputStream::readAllBytes) }
                 // The class loader has this jar open already: ZipFile shares its parsed directory.
-                if (origin.isFile) return ZipFile(origin).use { jar -> jar.getEntry(PATH)?.let { jar.getInputStream(it).use(InputStream::readAllBytes) } }
+                origin.isFile -> ZipFile(origin).use { jar -> jar.getEntry(PATH)?.let { jar.getInputStream(it).use(InputStream::readAllBytes) } }
+                else -> null
             }
-            return JniPosix::class.java.classLoader?.getResourceAsStream(PATH)?.use(InputStream::readAllBytes)
+            return found ?: JniPosix::class.java.classLoader?.getResourceAsStream(PATH)?.use(InputStream::readAllBytes)
         }
 
         private fun fileOf(url: URL): File? = try {
@@ -109,54 +180,26 @@ internal class JniPosix private constructor() : Posix {
             null
         }
 
-        /**
-         * Loads the library (registering every native method of this class) and returns the
-         * binding. Throws [UnsatisfiedLinkError] naming the file and the reason when the library
-         * cannot be had or loaded; nothing is left in `java.io.tmpdir` either way.
-         */
-        fun load(): JniPosix {
-            val given = System.getProperty("prefork.native.library", "")
-            if (given.isNotEmpty()) {
-                System.load(File(given).absolutePath)
-                return JniPosix()
-            }
-            val library = libraryBytes()
-                ?: throw UnsatisfiedLinkError("this prefork jar has no JNI library for linux-" + System.getProperty("os.arch") + " (" + PATH + ")")
-            val file = extract(library)
-            try {
-                System.load(file.path)
-            } finally {
-                file.delete()
-            }
-            return JniPosix()
-        }
+        private fun cannotWrite(where: File, e: IOException): UnsatisfiedLinkError =
+            UnsatisfiedLinkError("cannot write prefork's JNI library to $where: $e").apply { initCause(e) }
 
-        /** A copy of [library] under a name no other file had, in `java.io.tmpdir`. */
-        private fun extract(library: ByteArray): File {
-            val directory = File(System.getProperty("java.io.tmpdir"))
-            // A name from the clock, made unique by createNewFile (O_CREAT|O_EXCL: never an existing file or a
-            // link), and java.io rather than NIO channels: a cold JVM loads neither SecureRandom, which
-            // Files.createTempFile would set up, nor some 25 classes of java.nio.channels that JDK 17's CDS
-            // archive lacks. In a sticky directory (/tmp), no other user can replace or remove the file.
+        /**
+         * A new directory in [tmp] that only this user can enter: mkdir creates it with that mode,
+         * and fails where the name exists (a link included), so no other user can have put
+         * anything in it or can change it. Named from the clock: SecureRandom, which
+         * Files.createTempDirectory would set up, costs a cold JVM more than all the rest.
+         */
+        private fun privateDirectory(tmp: File): File {
+            val ownerOnly = PosixFilePermissions.asFileAttribute(EnumSet.of(OWNER_READ, OWNER_WRITE, OWNER_EXECUTE))
             var attempt = 0
             while (true) {
-                val file = File(directory, "libprefork-" + java.lang.Long.toHexString(System.nanoTime()) + ".so")
-                val created = try {
-                    file.createNewFile()
-                } catch (e: IOException) {
-                    throw UnsatisfiedLinkError("cannot write prefork's JNI library to $directory: $e")
-                }
-                if (!created) {
-                    if (++attempt == 100) throw UnsatisfiedLinkError("cannot write prefork's JNI library to $directory: 100 names taken")
-                    continue
-                }
+                val directory = File(tmp, "prefork-jni-" + java.lang.Long.toHexString(System.nanoTime()))
                 try {
-                    FileOutputStream(file).use { it.write(library) }
-                } catch (e: IOException) {
-                    file.delete()
-                    throw UnsatisfiedLinkError("cannot write prefork's JNI library to $file: $e")
+                    Files.createDirectory(directory.toPath(), ownerOnly)
+                    return directory
+                } catch (e: FileAlreadyExistsException) {
+                    if (++attempt == 100) throw e
                 }
-                return file
             }
         }
     }

@@ -18,8 +18,9 @@ private val logger = logger("dev.prefork.posix.Posix")
  * making any other call. The wrappers turn it into exceptions that name the call and the
  * errno. The `posix_spawn` family returns its error instead.
  *
- * The functions are bound when first called, not before: a JVM that only spawns pays for
- * nothing else (the first spawn's cost is the start-up of a command-line tool).
+ * The binding is made at the first call, not before (a worker that never spawns loads none).
+ * The JNI library registers every function at once, which costs next to nothing; FFM and jffi
+ * bind each function when it is first called, because each costs a cold JVM something.
  */
 @Suppress("FunctionName", "ktlint:standard:function-naming")
 internal interface Posix {
@@ -133,11 +134,19 @@ internal object Native {
             } catch (e: Throwable) {
                 if (e is VirtualMachineError) throw e
                 logger.warn { "neither prefork's JNI library (${if (absent) "not in this jar" else jni.toString()}) nor FFM ($e) can be used; calling C through jffi" }
-                return JffiPosix()
+                return jffi(jni)
             }
         }
         if (!absent) logger.warn { "prefork's JNI library did not load ($jni); calling C through jffi" }
-        return JffiPosix()
+        return jffi(jni)
+    }
+
+    /** The last resort; if it fails too, the JNI library's failure travels with its error. */
+    private fun jffi(jni: Throwable): Posix = try {
+        JffiPosix()
+    } catch (e: Throwable) {
+        e.addSuppressed(jni)
+        throw e
     }
 
     /**

@@ -33,6 +33,15 @@ class BindingChoiceTest : FunSpec({
         }
     }
 
+    test("a relative java.io.tmpdir is taken from the working directory") {
+        // Surefire runs in the module's directory, which has target/.
+        run("-Djava.io.tmpdir=target", "-Dprefork.native=").use { jvm ->
+            jvm.exitCode() shouldBe 0
+            jvm.stdout().trim() shouldBe "binding=jni exit=0"
+            jvm.stderr() shouldBe ""
+        }
+    }
+
     test("a java.io.tmpdir that cannot take the library: a warning naming it, and the spawn made through $fallback") {
         run("-Djava.io.tmpdir=$nowhere", "-Dprefork.native=").use { jvm ->
             jvm.exitCode() shouldBe 0

@@ -17,6 +17,16 @@ class NativeBindingTest : FunSpec({
         }
     }
 
+    test("the JNI library registers a C function for every native method of JniPosix, and fails as the other bindings do") {
+        val jni = Native.posix as? JniPosix ?: JniPosix.load() // this JVM may run on another binding
+        val natives = JniPosix::class.java.declaredMethods.count { java.lang.reflect.Modifier.isNative(it.modifiers) }
+        jni.registeredNatives() shouldBe natives
+        shouldThrow<IllegalArgumentException> { jni.allocate(-1) }
+        shouldThrow<OutOfMemoryError> { jni.allocate(Long.MAX_VALUE) }
+        shouldThrow<IndexOutOfBoundsException> { jni.readArray(0, ByteArray(4), 2, 3) }
+        shouldThrow<IndexOutOfBoundsException> { jni.writeArray(1, ByteArray(4), -1, 1) }
+    }
+
     test("errno is the failed call's, on the calling thread") {
         val posix = Native.posix
         posix.close(-1) shouldBe -1
