@@ -85,7 +85,7 @@ public class Subprocess private constructor(
     public val exitStatus: ExitStatus? get() = status
 
     /**
-     * Runs on the reactor thread, and once in [waitForExit]: reap under [lock], so no signal can reach a recycled pid.
+     * Runs on the reactor thread, and once when a waiter starts waiting: reap under [lock], so no signal can reach a recycled pid.
      * If something else in this JVM reaped the child first (a `waitpid(-1)`, or SIGCHLD set to
      * SIG_IGN), its status is lost: waiters get that [java.io.IOException] instead of a code.
      */
@@ -110,6 +110,15 @@ public class Subprocess private constructor(
     }
 
     /**
+     * A child that exited already (its pipes read to their end, say) is reaped on the waiter's
+     * thread: the reactor, which reaps it too once its pidfd says so, would wake the waiter a
+     * moment later otherwise.
+     */
+    private fun reapIfExited() {
+        if (!exit.isCompleted) tryReap()
+    }
+
+    /**
      * Suspends until the child exits and returns its return code; with [raiseError], a
      * non-zero code throws [CalledProcessError] instead. Cancelling the caller terminates the
      * child (SIGTERM, SIGKILL after the grace period) and rethrows the cancellation.
@@ -121,9 +130,7 @@ public class Subprocess private constructor(
      */
     @JvmSynthetic
     public suspend fun waitForExit(raiseError: Boolean = true): Int {
-        // A child that exited already (its pipes read to their end, say) is reaped here: the reactor,
-        // which reaps it too once its pidfd says so, would otherwise wake this thread a moment later.
-        if (!exit.isCompleted) tryReap()
+        reapIfExited()
         val ended = try {
             finished.await()
         } catch (e: CancellationException) {
@@ -166,6 +173,7 @@ public class Subprocess private constructor(
      * spawn of a command-line tool would pay for one in start-up time).
      */
     private fun awaitExitBlocking(timeout: java.time.Duration? = null): ExitStatus {
+        reapIfExited()
         val latch = java.util.concurrent.CountDownLatch(1)
         var failure: Throwable? = null
         // Runs at once if the child was reaped already; else on the reactor thread, as it reaps.

@@ -16,9 +16,11 @@ internal object ColdStartBenchmark : Benchmark {
 
     private const val TARGET = 2.0
 
+    /** The binding this benchmark was asked for (-Dprefork.native=...), passed on so a fall-back can be measured too. */
+    private val binding = listOfNotNull(System.getProperty("prefork.native")?.let { "-Dprefork.native=$it" })
+
     override fun run(settings: Settings) {
-        val binding = System.getProperty("prefork.native")?.let { " -Dprefork.native=$it" }.orEmpty()
-        println("  one fresh JVM per round and variant (--enable-native-access=ALL-UNNAMED$binding, nothing else), timed inside it")
+        println("  one fresh JVM per round and variant (${(listOf("--enable-native-access=ALL-UNNAMED") + binding).joinToString(" ")}, nothing else), timed inside it")
         val (ours, theirs) = settings.rounds().measure(
             listOf(
                 Rounds.Variant("prefork Subprocess start+waitForExit") { firstSpawnMillis("prefork") },
@@ -32,8 +34,6 @@ internal object ColdStartBenchmark : Benchmark {
 
     private fun firstSpawnMillis(mode: String): Double {
         val java = File(System.getProperty("java.home"), "bin/java").path
-        // The binding this benchmark was asked for (-Dprefork.native=...), so a fall-back can be measured too.
-        val binding = System.getProperty("prefork.native")?.let { listOf("-Dprefork.native=$it") }.orEmpty()
         val jvm = ProcessBuilder(
             listOf(java, "--enable-native-access=ALL-UNNAMED") + binding +
                 listOf("-cp", System.getProperty("java.class.path"), "dev.prefork.bench.ColdStartBenchmark\$Main", mode),

@@ -115,7 +115,7 @@ internal class PipeSource(
             while (!handingOver) {
                 // A pipe hangs up once every write end is closed; a terminal's end is its EIO instead.
                 val events = readiness.await(Linux.EPOLLIN)
-                val hungUp = !terminal && (events and Reactor.EPOLLHUP) != 0
+                val hungUp = !terminal && (events and Linux.EPOLLHUP) != 0
                 // Resumed on the reactor thread (the pump is unconfined). A short read there costs less
                 // than waking a thread for it; a flowing stream, which polls and tops up, moves to the IO pool.
                 var outcome = drain(onReactor = true, hungUp)

@@ -109,15 +109,18 @@ internal class JniPosix private constructor() : Posix {
     override external fun socket(domain: Int, type: Int, protocol: Int): Int
     override external fun sendto(fd: Int, buffer: Long, length: Long, flags: Int, address: Long, addressLength: Int): Long
 
+    /** This jar has no library for the platform: a build made elsewhere, not a fault. */
+    class Absent(message: String) : UnsatisfiedLinkError(message)
+
     companion object {
         /** The library's place in the jar, for this JVM's architecture. */
         private val PATH: String = "dev/prefork/posix/native/linux-" + System.getProperty("os.arch") + "/libprefork.so"
 
         /**
          * Loads the library (registering every native method of this class) and returns the
-         * binding. Throws [UnsatisfiedLinkError] where the jar has no library for this platform,
-         * it cannot be written to `java.io.tmpdir` (naming the directory) or it does not load, an
-         * [IOException] where the jar cannot be read. The copy is deleted on every path, unless
+         * binding. Throws [Absent] where the jar has no library for this platform, and
+         * [UnsatisfiedLinkError] naming the jar, directory or file where it cannot be read, written
+         * to `java.io.tmpdir`, or loaded. The copy is deleted on every path, unless
          * the JVM dies in the millisecond between writing and deleting it.
          */
         fun load(): JniPosix {
@@ -127,12 +130,12 @@ internal class JniPosix private constructor() : Posix {
                 return JniPosix()
             }
             val library = libraryBytes()
-                ?: throw UnsatisfiedLinkError("this prefork jar has no JNI library for linux-" + System.getProperty("os.arch") + " (" + PATH + ")")
+                ?: throw Absent("this prefork jar has no JNI library for linux-" + System.getProperty("os.arch") + " (" + PATH + ")")
             val tmp = File(System.getProperty("java.io.tmpdir")).absoluteFile // System.load takes no relative path
             val directory = try {
                 privateDirectory(tmp)
             } catch (e: IOException) {
-                throw cannotWrite(tmp, e)
+                throw failed("cannot write prefork's JNI library to $tmp", e)
             }
             try {
                 val file = File(directory, "libprefork.so")
@@ -140,7 +143,7 @@ internal class JniPosix private constructor() : Posix {
                     try {
                         FileOutputStream(file).use { it.write(library) }
                     } catch (e: IOException) {
-                        throw cannotWrite(directory, e)
+                        throw failed("cannot write prefork's JNI library to $directory", e)
                     }
                     System.load(file.path)
                 } finally {
@@ -162,14 +165,22 @@ internal class JniPosix private constructor() : Posix {
         private fun libraryBytes(): ByteArray? {
             val location = JniPosix::class.java.protectionDomain?.codeSource?.location
             val origin = if (location?.protocol == "file") fileOf(location) else null
-            val found = when {
-                origin == null -> null
-                origin.isDirectory -> File(origin, PATH).takeIf { it.isFile }?.let { file -> FileInputStream(file).use(InputStream::readAllBytes) }
-                // The class loader has this jar open already: ZipFile shares its parsed directory.
-                origin.isFile -> ZipFile(origin).use { jar -> jar.getEntry(PATH)?.let { jar.getInputStream(it).use(InputStream::readAllBytes) } }
-                else -> null
+            val found = try {
+                when {
+                    origin == null -> null
+                    origin.isDirectory -> File(origin, PATH).takeIf { it.isFile }?.let { file -> FileInputStream(file).use(InputStream::readAllBytes) }
+                    // The class loader has this jar open already: ZipFile shares its parsed directory.
+                    origin.isFile -> ZipFile(origin).use { jar -> jar.getEntry(PATH)?.let { jar.getInputStream(it).use(InputStream::readAllBytes) } }
+                    else -> null
+                }
+            } catch (e: IOException) {
+                throw failed("cannot read prefork's JNI library from $origin", e)
             }
-            return found ?: JniPosix::class.java.classLoader?.getResourceAsStream(PATH)?.use(InputStream::readAllBytes)
+            return found ?: try {
+                JniPosix::class.java.classLoader?.getResourceAsStream(PATH)?.use(InputStream::readAllBytes)
+            } catch (e: IOException) {
+                throw failed("cannot read prefork's JNI library $PATH from the class loader", e)
+            }
         }
 
         private fun fileOf(url: URL): File? = try {
@@ -180,8 +191,9 @@ internal class JniPosix private constructor() : Posix {
             null
         }
 
-        private fun cannotWrite(where: File, e: IOException): UnsatisfiedLinkError =
-            UnsatisfiedLinkError("cannot write prefork's JNI library to $where: $e").apply { initCause(e) }
+        /** An [UnsatisfiedLinkError], the one error a binding's load throws, saying what failed and why. */
+        private fun failed(what: String, e: IOException): UnsatisfiedLinkError =
+            UnsatisfiedLinkError("$what: $e").apply { initCause(e) }
 
         /**
          * A new directory in [tmp] that only this user can enter: mkdir creates it with that mode,

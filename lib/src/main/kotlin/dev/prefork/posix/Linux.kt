@@ -60,6 +60,9 @@ internal object Linux {
 
     const val EPOLLIN = 0x001
     const val EPOLLOUT = 0x004
+
+    /** For a pipe's read end: every write end is closed. */
+    const val EPOLLHUP = 0x010
     const val EPOLLONESHOT = 1 shl 30
 
     const val EFD_CLOEXEC = 0x80000

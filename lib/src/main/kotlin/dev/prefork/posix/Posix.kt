@@ -127,7 +127,7 @@ internal object Native {
 
     private fun fallBack(jni: Throwable): Posix {
         // A jar built without the library for this platform is a choice, not a fault: say nothing.
-        val absent = jni.message.orEmpty().startsWith("this prefork jar has no JNI library")
+        val absent = jni is JniPosix.Absent
         if (Runtime.version().feature() >= 22) {
             try {
                 return ffm().also { if (!absent) logger.warn { "prefork's JNI library did not load ($jni); calling C through FFM" } }

@@ -98,7 +98,7 @@ internal class Reactor(private val usePidfd: Boolean) {
 
         /**
          * Suspends until [fd] is ready for [interest] (EPOLLIN or EPOLLOUT), or has hung up;
-         * returns the events epoll reported ([EPOLLHUP] among them once every writer closed its end).
+         * returns the events epoll reported ([Linux.EPOLLHUP] among them once every writer closed its end).
          */
         suspend fun await(interest: Int): Int = suspendCancellableCoroutine { cont ->
             waiter.set(cont)
@@ -129,9 +129,6 @@ internal class Reactor(private val usePidfd: Boolean) {
 
     companion object {
         const val POLL_MILLIS = 10
-
-        /** epoll's hang-up event: for a pipe's read end, every write end is closed. */
-        const val EPOLLHUP = 0x010
 
         /** The JVM's reactor; `-Dprefork.pidfd=false` forces the polling fallback. */
         val shared: Reactor by lazy { Reactor(usePidfd = System.getProperty("prefork.pidfd") != "false") }

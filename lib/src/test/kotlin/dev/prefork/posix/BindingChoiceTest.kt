@@ -73,7 +73,9 @@ class BindingChoiceTest : FunSpec({
     }
 
     test("-Dprefork.native=jffi, and =ffm on JDK 22+ (where JDK 17-21 refuse it)") {
-        run("-Dprefork.native=jffi", "--sun-misc-unsafe-memory-access=allow".takeIf { Runtime.version().feature() >= 23 } ?: "-Dunused=1").use { jvm ->
+        // jffi's Unsafe calls warn on JDK 23+ unless allowed
+        val jffiFlags = listOfNotNull("-Dprefork.native=jffi", "--sun-misc-unsafe-memory-access=allow".takeIf { Runtime.version().feature() >= 23 })
+        run(*jffiFlags.toTypedArray()).use { jvm ->
             jvm.exitCode() shouldBe 0
             jvm.stdout().trim() shouldBe "binding=jffi exit=0"
         }

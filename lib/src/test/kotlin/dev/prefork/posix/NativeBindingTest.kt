@@ -23,8 +23,9 @@ class NativeBindingTest : FunSpec({
         jni.registeredNatives() shouldBe natives
         shouldThrow<IllegalArgumentException> { jni.allocate(-1) }
         shouldThrow<OutOfMemoryError> { jni.allocate(Long.MAX_VALUE) }
-        shouldThrow<IndexOutOfBoundsException> { jni.readArray(0, ByteArray(4), 2, 3) }
-        shouldThrow<IndexOutOfBoundsException> { jni.writeArray(1, ByteArray(4), -1, 1) }
+        // On fd -1: without the bounds check, the call would return EBADF's -1 and the test fail, not hang or scribble.
+        shouldThrow<IndexOutOfBoundsException> { jni.readArray(-1, ByteArray(4), 2, 3) }
+        shouldThrow<IndexOutOfBoundsException> { jni.writeArray(-1, ByteArray(4), -1, 1) }
     }
 
     test("errno is the failed call's, on the calling thread") {
