@@ -73,6 +73,9 @@ public class Subprocess private constructor(
 
     @Volatile private var status: ExitStatus? = null
 
+    /** The reactor's watch of the exit, for a blocking waiter to wait on its own thread; null where exits are polled. */
+    @Volatile internal var exitWatch: Reactor.ExitWatch? = null
+
     /** Set under [lock] once wait4 reported the child (or could not): from then on its pid is not ours to signal. */
     private var reaped = false
 
@@ -173,7 +176,15 @@ public class Subprocess private constructor(
      * spawn of a command-line tool would pay for one in start-up time).
      */
     private fun awaitExitBlocking(timeout: java.time.Duration? = null): ExitStatus {
+        val started = System.nanoTime()
+        val limit = timeout?.nanosOrMax()
         reapIfExited()
+        // A short-lived child is waited for right here, woken by its exit itself; a longer wait
+        // goes on on the latch, which an interrupt ends at once.
+        val watch = exitWatch
+        if (watch != null && !exit.isCompleted && !Thread.currentThread().isInterrupted) {
+            watch.awaitHere(if (limit == null) DIRECT_WAIT_MILLIS else minOf(DIRECT_WAIT_MILLIS.toLong(), limit / 1_000_000).toInt())
+        }
         val latch = java.util.concurrent.CountDownLatch(1)
         var failure: Throwable? = null
         // Runs at once if the child was reaped already; else on the reactor thread, as it reaps.
@@ -184,7 +195,7 @@ public class Subprocess private constructor(
         try {
             if (timeout == null) {
                 latch.await()
-            } else if (!latch.await(timeout.nanosOrMax(), java.util.concurrent.TimeUnit.NANOSECONDS)) {
+            } else if (!latch.await(checkNotNull(limit) - (System.nanoTime() - started), java.util.concurrent.TimeUnit.NANOSECONDS)) {
                 handle.dispose()
                 Background.launch { terminateAndReap() }
                 throw SubprocessTimeoutException(command, timeout)
@@ -352,6 +363,9 @@ public class Subprocess private constructor(
         }
 
         internal val reactor: Reactor get() = Reactor.shared
+
+        /** How long a blocking waiter waits for the exit on its own thread before it waits on a latch. */
+        private const val DIRECT_WAIT_MILLIS = 10
 
         /** Not a public constructor: Java could otherwise make a Subprocess for any pid and signal it. */
         @JvmSynthetic

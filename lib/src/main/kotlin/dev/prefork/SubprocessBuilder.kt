@@ -375,7 +375,7 @@ public class SubprocessBuilder internal constructor(private val command: List<St
     /** Registers the exit watch; if even that fails, the child is killed and reaped before the error propagates. */
     private fun watch(process: Subprocess, pid: Int) {
         try {
-            Subprocess.reactor.watchExit(pid) { process.tryReap() }
+            process.exitWatch = Subprocess.reactor.watchExit(pid) { process.tryReap() }
         } catch (e: Exception) {
             Wait.kill(pid, Linux.SIGKILL)
             while (!process.tryReap()) Thread.sleep(1)

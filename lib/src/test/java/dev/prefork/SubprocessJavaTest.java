@@ -2,6 +2,7 @@ package dev.prefork;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -18,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.slf4j.event.Level;
@@ -93,6 +95,26 @@ class SubprocessJavaTest {
     Subprocess p = Subprocess.builder("sleep", "30").start();
     p.close();
     assertEquals(-15, p.returnCode());
+  }
+
+  @Test
+  void aWaitInterruptedAtOnceThrowsAndTerminatesTheChild() throws Exception {
+    // Interrupted in its first milliseconds, while the waiter may be waiting for the exit on its own thread.
+    Subprocess p = Subprocess.builder("sleep", "30").start();
+    AtomicReference<Throwable> thrown = new AtomicReference<>();
+    Thread waiter = new Thread(() -> {
+      try {
+        p.waitForExit();
+      } catch (Throwable t) {
+        thrown.set(t);
+      }
+    });
+    waiter.start();
+    waiter.interrupt();
+    waiter.join(10_000);
+    assertFalse(waiter.isAlive());
+    assertTrue(thrown.get() instanceof InterruptedException, String.valueOf(thrown.get()));
+    assertEquals(-15, p.onExit().get(10, TimeUnit.SECONDS));
   }
 
   @Test

@@ -32,4 +32,34 @@ class WaitForExitTimeoutTest : FunSpec({
         // Too long for nanoseconds is no timeout.
         sh("exit 0").startDetached().waitForExitBlocking(Duration.ofSeconds(Long.MAX_VALUE)) shouldBe 0
     }
+
+    test("blocking: many short children waited for from several threads at once, each on its own thread, leave nothing") {
+        leavesNothing(children = true) {
+            val codes = java.util.concurrent.ConcurrentLinkedQueue<Int>()
+            val callbacks = java.util.concurrent.CountDownLatch(4 * 50)
+            val waiters = List(4) { t ->
+                kotlin.concurrent.thread(name = "waiter $t") {
+                    repeat(50) { i ->
+                        val p = sh("exit ${(t * 50 + i) % 7}").startDetached()
+                        p.setExitCallback { callbacks.countDown() }
+                        // Half of them with a timeout; a second wait returns the same code.
+                        val code = if (i % 2 == 0) p.waitForExitBlocking(Duration.ofSeconds(10), raiseError = false) else p.waitForExitBlocking(raiseError = false)
+                        p.waitForExitBlocking(raiseError = false) shouldBe code
+                        codes += code
+                    }
+                }
+            }
+            waiters.forEach { it.join(60_000) }
+            codes.sorted() shouldBe List(200) { it % 7 }.sorted()
+            callbacks.await(10, TimeUnit.SECONDS) shouldBe true
+        }
+    }
+
+    test("blocking: a timeout shorter than the wait on the waiter's own thread, and a zero one") {
+        for (millis in listOf(3L, 0L)) {
+            val p = Subprocess.builder("sleep", "30").startDetached()
+            shouldThrow<SubprocessTimeoutException> { p.waitForExitBlocking(Duration.ofMillis(millis)) }
+            p.onExit().get(10, TimeUnit.SECONDS) shouldBe -15
+        }
+    }
 })

@@ -31,6 +31,10 @@ internal fun interface Reapable {
  * and the coroutine itself does the read or write (prefork's pipe pumps are unconfined, and
  * make a short non-blocking read or write right on this thread). Handlers run on the reactor
  * thread and must only resume, reap, complete or make such a call; user code never runs here.
+ *
+ * A blocking waiter takes its child's pidfd out of the epoll set while it waits
+ * ([ExitWatch.awaitHere]): one wake-up per exit, as a `waitpid` in C has, instead of the
+ * reactor's and then the waiter's.
  */
 internal class Reactor(private val usePidfd: Boolean) {
     private val epoll = Epoll()
@@ -51,8 +55,12 @@ internal class Reactor(private val usePidfd: Boolean) {
         }
     }
 
-    /** Calls [target].tryReap() on the reactor thread once [pid] has exited, until it returns true. */
-    fun watchExit(pid: Int, watched: Reapable) {
+    /**
+     * Calls [watched].tryReap() on the reactor thread once [pid] has exited, until it returns
+     * true. The [ExitWatch] lets a blocking waiter wait for the exit on its own thread instead;
+     * null where exits are polled (no pidfd).
+     */
+    fun watchExit(pid: Int, watched: Reapable): ExitWatch? {
         children += pid
         val target = Reapable { watched.tryReap().also { reaped -> if (reaped) children -= pid } }
         val pidfd = try {
@@ -64,23 +72,92 @@ internal class Reactor(private val usePidfd: Boolean) {
         if (pidfd == null) {
             polled += target
             epoll.wake()
-            return
+            return null
         }
-        val token = tokens.incrementAndGet()
-        handlers[token] = {
-            if (target.tryReap()) {
-                handlers.remove(token)
-                epoll.remove(pidfd)
-                Fds.closeQuietly(pidfd)
+        val watch = ExitWatch(pidfd, target)
+        try {
+            watch.arm()
+        } catch (e: Exception) {
+            watch.abandon()
+            children -= pid
+            throw e
+        }
+        return watch
+    }
+
+    /**
+     * One child's pidfd, watched by the reactor's epoll or, for a while, by a thread in
+     * [awaitHere]: never by both, so an exit wakes one thread, the one that waits for it.
+     */
+    inner class ExitWatch(private val pidfd: Int, private val target: Reapable) {
+        private val token = tokens.incrementAndGet()
+
+        /** [IN_EPOLL], [HERE] (a thread waits in [awaitHere]), [REAPING] (the reactor's handler runs) or [DONE] (the pidfd is closed): guarded by this. */
+        private var state = IN_EPOLL
+
+        internal fun arm() {
+            handlers[token] = { onExit() }
+            epoll.arm(pidfd, Linux.EPOLLIN, token, add = true)
+        }
+
+        internal fun abandon() {
+            handlers.remove(token)
+            Fds.closeQuietly(pidfd)
+        }
+
+        /** The reactor's handler; the reap runs outside the lock, which a waiter arriving meanwhile must not wait for. */
+        private fun onExit() {
+            synchronized(this) {
+                if (state != IN_EPOLL) return // an event epoll reported just before a waiter took the pidfd
+                state = REAPING
+            }
+            val reaped = target.tryReap()
+            synchronized(this) {
+                if (reaped) finish(inEpoll = true) else state = IN_EPOLL
             }
         }
-        try {
-            epoll.arm(pidfd, Linux.EPOLLIN, token, add = true)
-        } catch (e: Exception) {
+
+        /**
+         * Waits on the calling thread, up to [timeoutMillis], for the child's exit, and reaps it
+         * here: the exit wakes this thread directly, not the reactor's, which would then have
+         * to wake this one. Returns at once if another thread holds the watch or the pidfd is
+         * closed; a child still running afterwards is the reactor's to watch again.
+         */
+        fun awaitHere(timeoutMillis: Int) {
+            synchronized(this) {
+                if (state != IN_EPOLL) return
+                state = HERE
+                epoll.remove(pidfd)
+            }
+            var reaped = false
+            try {
+                Fds.pollReadable(pidfd, timeoutMillis)
+                reaped = target.tryReap()
+            } finally {
+                synchronized(this) {
+                    if (reaped) finish(inEpoll = false) else rearm()
+                }
+            }
+        }
+
+        private fun rearm() {
+            state = IN_EPOLL
+            try {
+                epoll.arm(pidfd, Linux.EPOLLIN, token, add = true)
+            } catch (e: Exception) {
+                // No epoll entry to be had (ENOMEM, say): the child is polled, as without pidfds.
+                logger.error(e) { "prefork reactor: pidfd $pidfd not watched again; polling its child instead" }
+                finish(inEpoll = false)
+                polled += target
+                epoll.wake()
+            }
+        }
+
+        private fun finish(inEpoll: Boolean) {
+            state = DONE
             handlers.remove(token)
-            children -= pid
+            if (inEpoll) epoll.remove(pidfd)
             Fds.closeQuietly(pidfd)
-            throw e
         }
     }
 
@@ -129,6 +206,11 @@ internal class Reactor(private val usePidfd: Boolean) {
 
     companion object {
         const val POLL_MILLIS = 10
+
+        private const val IN_EPOLL = 0
+        private const val HERE = 1
+        private const val REAPING = 2
+        private const val DONE = 3
 
         /** The JVM's reactor; `-Dprefork.pidfd=false` forces the polling fallback. */
         val shared: Reactor by lazy { Reactor(usePidfd = System.getProperty("prefork.pidfd") != "false") }

@@ -7,8 +7,8 @@ import io.kotest.matchers.string.shouldStartWith
 
 class NativeBindingTest : FunSpec({
     test("prefork's JNI library unless -Dprefork.native names another") {
-        // CI runs the suite on JDK 17 and JDK 25 with the JNI binding, and this test with the binding-heavy
-        // ones again with jffi on 17 and FFM on 25 (lib/pom.xml, execution other-binding).
+        // CI runs the suite on JDK 17 and JDK 25 with the JNI binding, and all of it again with jffi on 17
+        // and FFM on 25 (lib/pom.xml, execution other-binding).
         val wanted = System.getProperty("prefork.native", "")
         Native.posix.name shouldBe when (wanted) {
             "" -> "jni"

@@ -3,8 +3,18 @@ package dev.prefork.reaper
 import dev.prefork.posix.Spawn
 import dev.prefork.posix.Wait
 import dev.prefork.posix.WaitResult
+import dev.prefork.testing.ProcFs
+import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.booleans.shouldBeTrue
+import io.kotest.matchers.nulls.shouldBeNull
+import io.kotest.matchers.nulls.shouldNotBeNull
 import io.kotest.matchers.shouldBe
+import java.nio.file.Files
+import java.nio.file.Path
+import java.util.concurrent.atomic.AtomicReference
+import kotlin.concurrent.thread
+import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.withTimeout
 
@@ -33,5 +43,65 @@ class ReactorTest : FunSpec({
             exitOf(reactor, killed).returnCode shouldBe -9
             builder.waitFor() shouldBe 4
         }
+    }
+
+    /** The thread that reaped [pid], once one did. */
+    class Reaper(private val pid: Int) : Reapable {
+        val thread = AtomicReference<Thread?>()
+        override fun tryReap(): Boolean = (Wait.reap(pid) != null).also { if (it) thread.set(Thread.currentThread()) }
+    }
+
+    fun pidfds(): Int = ProcFs.openFds().count { fd ->
+        runCatching { Files.readSymbolicLink(Path.of("/proc/self/fd/$fd")).toString() }.getOrNull() == "anon_inode:[pidfd]"
+    }
+
+    test("awaitHere: the exit wakes the waiting thread, which reaps the child and closes its pidfd") {
+        val reactor = Reactor(usePidfd = true)
+        val pidfdsBefore = pidfds()
+        val pid = spawn("sleep 0.2")
+        val reaper = Reaper(pid)
+        val watch = reactor.watchExit(pid, reaper).shouldNotBeNull()
+        watch.awaitHere(10_000)
+        reaper.thread.get() shouldBe Thread.currentThread()
+        ProcFs.state(pid.toLong()).shouldBeNull()
+        reactor.isWatching(pid) shouldBe false
+        pidfds() shouldBe pidfdsBefore
+        // Once reaped, the watch is done: a later wait returns at once.
+        watch.awaitHere(10_000)
+    }
+
+    test("awaitHere: a child that outlives the wait is the reactor's again, and the reactor reaps it") {
+        val reactor = Reactor(usePidfd = true)
+        val pid = spawn("sleep 0.3")
+        val reaper = Reaper(pid)
+        val watch = reactor.watchExit(pid, reaper).shouldNotBeNull()
+        watch.awaitHere(10)
+        reaper.thread.get().shouldBeNull()
+        ProcFs.alive(pid.toLong()).shouldBeTrue()
+        eventually(10.seconds) { reaper.thread.get()?.name shouldBe "prefork-reactor" }
+        reactor.isWatching(pid) shouldBe false
+    }
+
+    test("awaitHere: a second waiter returns at once while the first holds the watch") {
+        val reactor = Reactor(usePidfd = true)
+        val pid = spawn("sleep 1")
+        val reaper = Reaper(pid)
+        val watch = reactor.watchExit(pid, reaper).shouldNotBeNull()
+        val first = thread(name = "first waiter") { watch.awaitHere(10_000) }
+        try {
+            Thread.sleep(100) // the first is in its poll by now
+            watch.awaitHere(10_000)
+            ProcFs.alive(pid.toLong()).shouldBeTrue() // returned long before the exit
+        } finally {
+            first.join(10_000)
+        }
+        reaper.thread.get()?.name shouldBe "first waiter"
+    }
+
+    test("watchExit without pidfds: no watch to wait on") {
+        val pid = spawn("exit 0")
+        val reaper = Reaper(pid)
+        Reactor(usePidfd = false).watchExit(pid, reaper).shouldBeNull()
+        eventually(10.seconds) { reaper.thread.get()?.name shouldBe "prefork-reactor" }
     }
 })
