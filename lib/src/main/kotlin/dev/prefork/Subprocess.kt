@@ -88,7 +88,8 @@ public class Subprocess private constructor(
     public val exitStatus: ExitStatus? get() = status
 
     /**
-     * Runs on the reactor thread, and once when a waiter starts waiting: reap under [lock], so no signal can reach a recycled pid.
+     * Runs on the reactor thread, once when a waiter starts waiting, and on a blocking waiter's
+     * thread as it waits for the exit there: reap under [lock], so no signal can reach a recycled pid.
      * If something else in this JVM reaped the child first (a `waitpid(-1)`, or SIGCHLD set to
      * SIG_IGN), its status is lost: waiters get that [java.io.IOException] instead of a code.
      */
@@ -172,22 +173,25 @@ public class Subprocess private constructor(
     }
 
     /**
-     * The exit status, on this thread: a latch on the exit, no coroutine event loop (the first
-     * spawn of a command-line tool would pay for one in start-up time).
+     * The exit status, on this thread: first a wait for the exit itself (up to 10 ms), then a
+     * latch on it; no coroutine event loop (the first spawn of a command-line tool would pay for
+     * one in start-up time).
      */
     private fun awaitExitBlocking(timeout: java.time.Duration? = null): ExitStatus {
         val started = System.nanoTime()
         val limit = timeout?.nanosOrMax()
         reapIfExited()
         // A short-lived child is waited for right here, woken by its exit itself; a longer wait
-        // goes on on the latch, which an interrupt ends at once.
+        // goes on on the latch, which an interrupt ends at once (the wait here does not: it is seen
+        // within its 10 ms). A virtual thread parks on the latch at once: a poll would pin its carrier.
         val watch = exitWatch
-        if (watch != null && !exit.isCompleted && !Thread.currentThread().isInterrupted) {
-            watch.awaitHere(if (limit == null) DIRECT_WAIT_MILLIS else minOf(DIRECT_WAIT_MILLIS.toLong(), limit / 1_000_000).toInt())
+        val thread = Thread.currentThread()
+        if (watch != null && !exit.isCompleted && !thread.isInterrupted && thread.javaClass.name != VIRTUAL_THREAD) {
+            watch.awaitHere(directWaitMillis(limit))
         }
         val latch = java.util.concurrent.CountDownLatch(1)
         var failure: Throwable? = null
-        // Runs at once if the child was reaped already; else on the reactor thread, as it reaps.
+        // Runs at once if the child was reaped already; else on the thread that reaps it.
         val handle = finished.invokeOnCompletion { cause ->
             failure = cause
             latch.countDown()
@@ -366,6 +370,13 @@ public class Subprocess private constructor(
 
         /** How long a blocking waiter waits for the exit on its own thread before it waits on a latch. */
         private const val DIRECT_WAIT_MILLIS = 10
+
+        /** Virtual threads' class (JDK 21+), told by name: `Thread.isVirtual` is not in JDK 17's API. */
+        private const val VIRTUAL_THREAD = "java.lang.VirtualThread"
+
+        /** The wait on the waiter's own thread for a wait of at most [limitNanos] (null: no limit), in whole milliseconds. */
+        internal fun directWaitMillis(limitNanos: Long?): Int =
+            if (limitNanos == null) DIRECT_WAIT_MILLIS else minOf(DIRECT_WAIT_MILLIS.toLong(), maxOf(0L, limitNanos) / 1_000_000).toInt()
 
         /** Not a public constructor: Java could otherwise make a Subprocess for any pid and signal it. */
         @JvmSynthetic

@@ -35,8 +35,8 @@ internal fun childPids(): List<Long> = File("/proc").list().orEmpty().mapNotNull
 }
 
 /**
- * Runs [block] and requires this JVM's fds back where they were (within 5 s: the reactor closes
- * a reaped child's pidfd just after), and no child zombie; with [threads], its own threads
+ * Runs [block] and requires this JVM's fds back where they were (within 5 s: the reactor, or a
+ * blocking waiter, closes a reaped child's pidfd just after), and no child zombie; with [threads], its own threads
  * within 2 of before; with [children], its children exactly those of before. [warmUp] runs
  * first, so the reactor and pools exist before the count.
  */

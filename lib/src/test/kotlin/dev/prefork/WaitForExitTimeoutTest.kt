@@ -4,6 +4,7 @@ import dev.prefork.testing.ProcFs
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.nulls.shouldBeNull
+import io.kotest.matchers.nulls.shouldNotBeNull
 import io.kotest.matchers.shouldBe
 import kotlinx.coroutines.withTimeout
 import java.time.Duration
@@ -33,33 +34,63 @@ class WaitForExitTimeoutTest : FunSpec({
         sh("exit 0").startDetached().waitForExitBlocking(Duration.ofSeconds(Long.MAX_VALUE)) shouldBe 0
     }
 
-    test("blocking: many short children waited for from several threads at once, each on its own thread, leave nothing") {
+    test("blocking: many short children waited for from several threads at once leave nothing") {
         leavesNothing(children = true) {
             val codes = java.util.concurrent.ConcurrentLinkedQueue<Int>()
+            val failures = java.util.concurrent.ConcurrentLinkedQueue<Throwable>()
             val callbacks = java.util.concurrent.CountDownLatch(4 * 50)
             val waiters = List(4) { t ->
                 kotlin.concurrent.thread(name = "waiter $t") {
-                    repeat(50) { i ->
-                        val p = sh("exit ${(t * 50 + i) % 7}").startDetached()
-                        p.setExitCallback { callbacks.countDown() }
-                        // Half of them with a timeout; a second wait returns the same code.
-                        val code = if (i % 2 == 0) p.waitForExitBlocking(Duration.ofSeconds(10), raiseError = false) else p.waitForExitBlocking(raiseError = false)
-                        p.waitForExitBlocking(raiseError = false) shouldBe code
-                        codes += code
+                    try {
+                        waitForMany(t, codes, callbacks)
+                    } catch (e: Throwable) {
+                        failures += e
                     }
                 }
             }
-            waiters.forEach { it.join(60_000) }
+            val deadline = System.nanoTime() + 60_000_000_000L
+            waiters.forEach { it.join(maxOf(1L, (deadline - System.nanoTime()) / 1_000_000)) }
+            failures.firstOrNull()?.let { throw it }
             codes.sorted() shouldBe List(200) { it % 7 }.sorted()
             callbacks.await(10, TimeUnit.SECONDS) shouldBe true
+        }
+    }
+
+    test("blocking: a virtual thread's wait (JDK 21+), which parks on the latch at once") {
+        val startVirtual = runCatching { Thread::class.java.getMethod("startVirtualThread", Runnable::class.java) }.getOrNull()
+        if (startVirtual != null) {
+            val codes = java.util.concurrent.ConcurrentLinkedQueue<Int>()
+            val waiters = List(20) { i ->
+                startVirtual.invoke(null, Runnable { codes += sh("sleep 0.05; exit $i").startDetached().waitForExitBlocking(raiseError = false) }) as Thread
+            }
+            waiters.forEach { it.join(30_000) }
+            codes.sorted() shouldBe List(20) { it }
         }
     }
 
     test("blocking: a timeout shorter than the wait on the waiter's own thread, and a zero one") {
         for (millis in listOf(3L, 0L)) {
             val p = Subprocess.builder("sleep", "30").startDetached()
+            p.exitWatch.shouldNotBeNull() // pidfds: the blocking wait waits on its own thread first
             shouldThrow<SubprocessTimeoutException> { p.waitForExitBlocking(Duration.ofMillis(millis)) }
             p.onExit().get(10, TimeUnit.SECONDS) shouldBe -15
         }
+        // The wait on the waiter's thread never outlasts the timeout.
+        Subprocess.directWaitMillis(null) shouldBe 10
+        Subprocess.directWaitMillis(0) shouldBe 0
+        Subprocess.directWaitMillis(3_000_000) shouldBe 3
+        Subprocess.directWaitMillis(10_500_000) shouldBe 10
+        Subprocess.directWaitMillis(Long.MAX_VALUE) shouldBe 10
     }
 })
+
+/** 50 children of waiter [t], each waited for twice, half of them with a timeout. */
+private fun waitForMany(t: Int, codes: java.util.Queue<Int>, callbacks: java.util.concurrent.CountDownLatch) {
+    repeat(50) { i ->
+        val p = Subprocess.builder("sh", "-c", "exit ${(t * 50 + i) % 7}").startDetached()
+        p.setExitCallback { callbacks.countDown() }
+        val code = if (i % 2 == 0) p.waitForExitBlocking(Duration.ofSeconds(10), raiseError = false) else p.waitForExitBlocking(raiseError = false)
+        p.waitForExitBlocking(raiseError = false) shouldBe code
+        codes += code
+    }
+}

@@ -21,7 +21,8 @@ internal fun interface Reapable {
 }
 
 /**
- * The one thread that watches every child and every pipe of the JVM: an epoll loop.
+ * The one thread that watches every child and every pipe of the JVM, an epoll loop (but for
+ * a child a blocking waiter watches itself for a while: [ExitWatch.awaitHere]).
  *
  * Child exits are watched through pidfds (Linux 5.3+), so a thousand live children cost no
  * extra thread. Where `pidfd_open` is missing ([usePidfd] false, or ENOSYS/EPERM) children are
@@ -111,9 +112,14 @@ internal class Reactor(private val usePidfd: Boolean) {
                 if (state != IN_EPOLL) return // an event epoll reported just before a waiter took the pidfd
                 state = REAPING
             }
-            val reaped = target.tryReap()
-            synchronized(this) {
-                if (reaped) finish(inEpoll = true) else state = IN_EPOLL
+            var reaped = false
+            try {
+                reaped = target.tryReap()
+            } finally {
+                // Also when a completion handler threw: a watch left REAPING would keep its readable pidfd in epoll for good.
+                synchronized(this) {
+                    if (reaped) finish(inEpoll = true) else state = IN_EPOLL
+                }
             }
         }
 
@@ -127,11 +133,16 @@ internal class Reactor(private val usePidfd: Boolean) {
             synchronized(this) {
                 if (state != IN_EPOLL) return
                 state = HERE
-                epoll.remove(pidfd)
             }
             var reaped = false
             try {
-                Fds.pollReadable(pidfd, timeoutMillis)
+                epoll.remove(pidfd)
+                try {
+                    Fds.pollReadable(pidfd, timeoutMillis)
+                } catch (e: java.io.IOException) {
+                    // Not to be had for a pidfd (EFAULT, ENOMEM); the waiter waits on the reactor instead.
+                    logger.error(e) { "prefork reactor: poll of pidfd $pidfd failed; waiting through the reactor" }
+                }
                 reaped = target.tryReap()
             } finally {
                 synchronized(this) {
@@ -144,7 +155,7 @@ internal class Reactor(private val usePidfd: Boolean) {
             state = IN_EPOLL
             try {
                 epoll.arm(pidfd, Linux.EPOLLIN, token, add = true)
-            } catch (e: Exception) {
+            } catch (e: Throwable) {
                 // No epoll entry to be had (ENOMEM, say): the child is polled, as without pidfds.
                 logger.error(e) { "prefork reactor: pidfd $pidfd not watched again; polling its child instead" }
                 finish(inEpoll = false)

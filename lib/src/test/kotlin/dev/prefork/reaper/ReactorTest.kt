@@ -7,6 +7,8 @@ import dev.prefork.testing.ProcFs
 import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.booleans.shouldBeTrue
+import io.kotest.matchers.ints.shouldBeLessThanOrEqual
+import io.kotest.matchers.longs.shouldBeLessThan
 import io.kotest.matchers.nulls.shouldBeNull
 import io.kotest.matchers.nulls.shouldNotBeNull
 import io.kotest.matchers.shouldBe
@@ -65,7 +67,8 @@ class ReactorTest : FunSpec({
         reaper.thread.get() shouldBe Thread.currentThread()
         ProcFs.state(pid.toLong()).shouldBeNull()
         reactor.isWatching(pid) shouldBe false
-        pidfds() shouldBe pidfdsBefore
+        // Another spec's child may be reaped meanwhile (its pidfd closed), none opened.
+        pidfds() shouldBeLessThanOrEqual pidfdsBefore
         // Once reaped, the watch is done: a later wait returns at once.
         watch.awaitHere(10_000)
     }
@@ -84,15 +87,19 @@ class ReactorTest : FunSpec({
 
     test("awaitHere: a second waiter returns at once while the first holds the watch") {
         val reactor = Reactor(usePidfd = true)
-        val pid = spawn("sleep 1")
+        val pid = spawn("sleep 30")
         val reaper = Reaper(pid)
         val watch = reactor.watchExit(pid, reaper).shouldNotBeNull()
-        val first = thread(name = "first waiter") { watch.awaitHere(10_000) }
+        val first = thread(name = "first waiter") { watch.awaitHere(20_000) }
         try {
-            Thread.sleep(100) // the first is in its poll by now
-            watch.awaitHere(10_000)
-            ProcFs.alive(pid.toLong()).shouldBeTrue() // returned long before the exit
+            Thread.sleep(200) // the first is in its poll by now
+            val started = System.nanoTime()
+            watch.awaitHere(20_000)
+            // Without the state it would poll the same pidfd until the kill below: 20 s.
+            (System.nanoTime() - started) / 1_000_000 shouldBeLessThan 10_000L
+            ProcFs.alive(pid.toLong()).shouldBeTrue()
         } finally {
+            Wait.kill(pid, 9)
             first.join(10_000)
         }
         reaper.thread.get()?.name shouldBe "first waiter"
