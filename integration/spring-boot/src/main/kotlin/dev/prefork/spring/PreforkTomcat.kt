@@ -10,6 +10,8 @@ import org.springframework.boot.web.embedded.tomcat.TomcatServletWebServerFactor
 import org.springframework.boot.web.server.WebServerFactoryCustomizer
 import java.nio.channels.ClosedChannelException
 import java.nio.channels.ServerSocketChannel
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.TimeUnit
 import java.util.logging.Filter
 import java.util.logging.LogRecord
 import java.util.logging.Logger
@@ -20,9 +22,13 @@ import java.util.logging.Logger
  * request fails, with one socket shared by every worker:
  * 1. prefork has closed this worker's handle on the socket, waking Tomcat's acceptor (which
  *    would otherwise take one more connection from the shared queue, then drop it);
- * 2. `closeServerSocketGraceful()` ends the acceptor and turns keep-alive off: the next answer
+ * 2. it waits, at most [ACCEPTOR_WAIT_MILLIS], until the acceptor failed an accept on the closed
+ *    socket: a connection its last accept returned has been handed on by then. Tomcat drops a
+ *    connection accepted just before the acceptor's stop (`Acceptor.run`: `stopCalled` is checked
+ *    after the accept), and on a busy machine the acceptor can be that slow between the two;
+ * 3. `closeServerSocketGraceful()` ends the acceptor and turns keep-alive off: the next answer
  *    on each open connection says `Connection: close`;
- * 3. it waits, within `Worker.drainTimeout()`, for those connections to close.
+ * 4. it waits, within `Worker.drainTimeout()`, for those connections to close.
  *
  * Spring's own graceful shutdown (`server.shutdown=graceful`), which follows, finds nothing left
  * to do. Tomcat's `pause()`, which it would start with, closes a keep-alive connection that
@@ -51,6 +57,10 @@ internal class PreforkTomcat : WebServerFactoryCustomizer<TomcatServletWebServer
 
     private fun drain(connector: Connector) {
         val protocol = connector.protocolHandler
+        // Not there within the wait: the acceptor is not in an accept (at its connection limit, say), so it holds no connection to drop.
+        if (!acceptorSawClose.await(ACCEPTOR_WAIT_MILLIS, TimeUnit.MILLISECONDS)) {
+            logger.debug("prefork worker {}: the acceptor was not in an accept within {} ms", taskId(), ACCEPTOR_WAIT_MILLIS)
+        }
         protocol.closeServerSocketGraceful()
         val timeout = Worker.drainTimeout()
         val remainingMillis = protocol.awaitConnectionsClose(timeout.toMillis())
@@ -60,6 +70,11 @@ internal class PreforkTomcat : WebServerFactoryCustomizer<TomcatServletWebServer
     private companion object {
         val logger = LoggerFactory.getLogger(PreforkTomcat::class.java)
 
+        const val ACCEPTOR_WAIT_MILLIS = 200L
+
+        /** Counted down when the acceptor's accept failed on the socket prefork closed: from then on it takes no connection. */
+        val acceptorSawClose = CountDownLatch(1)
+
         /** Held here: java.util.logging keeps loggers weakly, and would forget a filter on one nobody references. */
         val acceptorLogger: Logger = Logger.getLogger("org.apache.tomcat.util.net.Acceptor")
         val endpointLogger: Logger = Logger.getLogger("org.apache.tomcat.util.net.NioEndpoint")
@@ -67,10 +82,15 @@ internal class PreforkTomcat : WebServerFactoryCustomizer<TomcatServletWebServer
         /**
          * Once the worker is stopping, the acceptor's accept fails on the closed socket (an
          * ERROR with a ClosedChannelException), and the endpoint cannot wake the acceptor
-         * through it (a WARN): expected then, and only then, so dropped then and only then.
+         * through it (a WARN): expected then, and only then, so dropped then and only then. The
+         * acceptor's ERROR is also how the drain learns that the acceptor is past its last accept.
          */
         fun quietAcceptorWhileStopping() {
-            acceptorLogger.filter = Filter { record: LogRecord -> !(Worker.isStopping() && record.thrown is ClosedChannelException) }
+            acceptorLogger.filter = Filter { record: LogRecord ->
+                val expected = Worker.isStopping() && record.thrown is ClosedChannelException
+                if (expected) acceptorSawClose.countDown()
+                !expected
+            }
             val unlockWarning = StringManager.getManager("org.apache.tomcat.util.net")
                 .getString("endpoint.debug.unlock.localNone")
                 .split("{0}")
