@@ -179,7 +179,6 @@ public class Subprocess private constructor(
      */
     private fun awaitExitBlocking(timeout: java.time.Duration? = null): ExitStatus {
         val started = System.nanoTime()
-        val limit = timeout?.nanosOrMax()
         reapIfExited()
         // A short-lived child is waited for right here, woken by its exit itself; a longer wait
         // goes on on the latch, which an interrupt ends at once (the wait here does not: it is seen
@@ -187,7 +186,7 @@ public class Subprocess private constructor(
         val watch = exitWatch
         val thread = Thread.currentThread()
         if (watch != null && !exit.isCompleted && !thread.isInterrupted && thread.javaClass.name != VIRTUAL_THREAD) {
-            watch.awaitHere(directWaitMillis(limit))
+            watch.awaitHere(directWaitMillis(timeout?.nanosOrMax()))
         }
         val latch = java.util.concurrent.CountDownLatch(1)
         var failure: Throwable? = null
@@ -199,7 +198,7 @@ public class Subprocess private constructor(
         try {
             if (timeout == null) {
                 latch.await()
-            } else if (!latch.await(checkNotNull(limit) - (System.nanoTime() - started), java.util.concurrent.TimeUnit.NANOSECONDS)) {
+            } else if (!latch.await(timeout.nanosOrMax() - (System.nanoTime() - started), java.util.concurrent.TimeUnit.NANOSECONDS)) {
                 handle.dispose()
                 Background.launch { terminateAndReap() }
                 throw SubprocessTimeoutException(command, timeout)

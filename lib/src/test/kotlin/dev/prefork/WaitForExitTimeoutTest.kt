@@ -13,6 +13,17 @@ import java.util.concurrent.TimeUnit
 class WaitForExitTimeoutTest : FunSpec({
     fun sh(script: String) = Subprocess.builder("sh", "-c", script)
 
+    /** 50 children of waiter [t], each waited for twice, half of them with a timeout. */
+    fun waitForMany(t: Int, codes: java.util.Queue<Int>, callbacks: java.util.concurrent.CountDownLatch) {
+        repeat(50) { i ->
+            val p = sh("exit ${(t * 50 + i) % 7}").startDetached()
+            p.setExitCallback { callbacks.countDown() }
+            val code = if (i % 2 == 0) p.waitForExitBlocking(Duration.ofSeconds(10), raiseError = false) else p.waitForExitBlocking(raiseError = false)
+            p.waitForExitBlocking(raiseError = false) shouldBe code
+            codes += code
+        }
+    }
+
     test("Kotlin: withTimeout around waitForExit terminates the child") {
         val p = Subprocess.builder("sleep", "30").startDetached()
         shouldThrow<kotlinx.coroutines.TimeoutCancellationException> { withTimeout(200) { p.waitForExit() } }
@@ -83,14 +94,3 @@ class WaitForExitTimeoutTest : FunSpec({
         Subprocess.directWaitMillis(Long.MAX_VALUE) shouldBe 10
     }
 })
-
-/** 50 children of waiter [t], each waited for twice, half of them with a timeout. */
-private fun waitForMany(t: Int, codes: java.util.Queue<Int>, callbacks: java.util.concurrent.CountDownLatch) {
-    repeat(50) { i ->
-        val p = Subprocess.builder("sh", "-c", "exit ${(t * 50 + i) % 7}").startDetached()
-        p.setExitCallback { callbacks.countDown() }
-        val code = if (i % 2 == 0) p.waitForExitBlocking(Duration.ofSeconds(10), raiseError = false) else p.waitForExitBlocking(raiseError = false)
-        p.waitForExitBlocking(raiseError = false) shouldBe code
-        codes += code
-    }
-}

@@ -118,7 +118,7 @@ internal class Reactor(private val usePidfd: Boolean) {
             } finally {
                 // Also when a completion handler threw: a watch left REAPING would keep its readable pidfd in epoll for good.
                 synchronized(this) {
-                    if (reaped) finish(inEpoll = true) else state = IN_EPOLL
+                    if (reaped) finish() else state = IN_EPOLL
                 }
             }
         }
@@ -146,28 +146,29 @@ internal class Reactor(private val usePidfd: Boolean) {
                 reaped = target.tryReap()
             } finally {
                 synchronized(this) {
-                    if (reaped) finish(inEpoll = false) else rearm()
+                    if (reaped) finish() else rearm()
                 }
             }
         }
 
         private fun rearm() {
-            state = IN_EPOLL
             try {
                 epoll.arm(pidfd, Linux.EPOLLIN, token, add = true)
+                state = IN_EPOLL
             } catch (e: Throwable) {
                 // No epoll entry to be had (ENOMEM, say): the child is polled, as without pidfds.
                 logger.error(e) { "prefork reactor: pidfd $pidfd not watched again; polling its child instead" }
-                finish(inEpoll = false)
+                finish()
                 polled += target
                 epoll.wake()
             }
         }
 
-        private fun finish(inEpoll: Boolean) {
+        /** Under the lock, by the thread that holds the watch: REAPING, the reactor (the pidfd in epoll), or HERE, a waiter (taken out). */
+        private fun finish() {
+            if (state == REAPING) epoll.remove(pidfd)
             state = DONE
             handlers.remove(token)
-            if (inEpoll) epoll.remove(pidfd)
             Fds.closeQuietly(pidfd)
         }
     }

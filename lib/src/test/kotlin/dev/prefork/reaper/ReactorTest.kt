@@ -3,6 +3,7 @@ package dev.prefork.reaper
 import dev.prefork.posix.Spawn
 import dev.prefork.posix.Wait
 import dev.prefork.posix.WaitResult
+import dev.prefork.openFds
 import dev.prefork.testing.ProcFs
 import io.kotest.assertions.nondeterministic.eventually
 import io.kotest.core.spec.style.FunSpec
@@ -12,8 +13,6 @@ import io.kotest.matchers.longs.shouldBeLessThan
 import io.kotest.matchers.nulls.shouldBeNull
 import io.kotest.matchers.nulls.shouldNotBeNull
 import io.kotest.matchers.shouldBe
-import java.nio.file.Files
-import java.nio.file.Path
 import java.util.concurrent.atomic.AtomicReference
 import kotlin.concurrent.thread
 import kotlin.time.Duration.Companion.seconds
@@ -53,9 +52,7 @@ class ReactorTest : FunSpec({
         override fun tryReap(): Boolean = (Wait.reap(pid) != null).also { if (it) thread.set(Thread.currentThread()) }
     }
 
-    fun pidfds(): Int = ProcFs.openFds().count { fd ->
-        runCatching { Files.readSymbolicLink(Path.of("/proc/self/fd/$fd")).toString() }.getOrNull() == "anon_inode:[pidfd]"
-    }
+    fun pidfds(): Int = openFds().values.count { it == "anon_inode:[pidfd]" }
 
     test("awaitHere: the exit wakes the waiting thread, which reaps the child and closes its pidfd") {
         val reactor = Reactor(usePidfd = true)
