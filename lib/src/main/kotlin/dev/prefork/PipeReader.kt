@@ -17,8 +17,9 @@ import java.io.InputStream
  * Use either [channel] directly or the read functions; the read functions keep the bytes
  * they received past what they returned for the next call, which [channel] never sees again.
  * One reader at a time: this class is not safe for concurrent readers.
- * Each suspending function has a blocking twin of the same name for Java; [inputStream] is
- * the fastest way to read from Java, and once taken, the only one.
+ * Each suspending function but [read] has a blocking twin of the same name for Java; [read]'s
+ * is [inputStream], the fastest way to read from Java, and once taken, the only one. [read] is
+ * the fastest way from Kotlin: both read the pipe straight into the caller's array.
  */
 public class PipeReader internal constructor(
     private val source: PipeSource,
@@ -87,6 +88,58 @@ public class PipeReader internal constructor(
         }
     }
 
+    /**
+     * Reads up to [length] bytes into [buffer] at [offset], suspending until at least one is
+     * there; returns how many, or -1 at end of stream. The coroutine twin of
+     * [InputStream.read], and the fastest way to read a large output from Kotlin.
+     *
+     * The first call stops the pump: after the chunks it had read already, the pipe is read
+     * straight into the caller's array, on the caller's thread, suspending on the reactor only
+     * while the pipe is empty. The kernel's copy is the only one, and no array is made per
+     * read, where [channel] hands on a new one with every chunk. Once this was called, [channel]
+     * must not be used (what it would still receive, this reads); the other read functions
+     * go on working. From Java: [inputStream].
+     *
+     * @throws java.io.IOException if the pipe was closed meanwhile (the process was closed).
+     */
+    @JvmSynthetic
+    public suspend fun read(buffer: ByteArray, offset: Int = 0, length: Int = buffer.size - offset): Int {
+        java.util.Objects.checkFromIndexSize(offset, length, buffer.size)
+        if (length == 0) return 0
+        if (end == start && !direct) {
+            if (!takenOver) {
+                takenOver = true
+                source.handOver()
+            }
+            if (!fill()) return -1
+        }
+        if (end > start) {
+            val count = minOf(length, end - start)
+            System.arraycopy(this.buffer, start, buffer, offset, count)
+            skip(count)
+            return count
+        }
+        return readPipe(buffer, offset, length)
+    }
+
+    /** Whether [read] stopped the pump ([PipeSource.handOver]), to read the pipe itself; [close] may read it on another thread. */
+    @Volatile private var takenOver = false
+
+    /** Whether the pump's last chunk was received after [takenOver]: the pipe is read here from then on. */
+    private var direct = false
+
+    /** A read straight from the pipe, once [direct]; -1 at end of stream. */
+    private suspend fun readPipe(bytes: ByteArray, offset: Int, length: Int): Int {
+        if (closed) return -1
+        val count = source.readAfterHandOver(bytes, offset, length)
+        if (count == PipeSource.RELEASED) throw java.io.IOException("$name was closed")
+        if (count < 0) {
+            closed = true
+            source.release() // the end: the fd goes now, not only at close()
+        }
+        return count
+    }
+
     /** Up to [max] bytes, as soon as any are there; null at end of stream. */
     internal suspend fun readSome(max: Int): ByteArray? {
         if (end == start && !fill()) return null
@@ -143,15 +196,14 @@ public class PipeReader internal constructor(
             stream
         }
         taken?.close()
+        // Taken over by read(): the fd is closed here, or by a read still under way as it returns.
+        if (takenOver) source.release()
     }
 
     /** Appends the next chunk; false at end of stream. */
     private suspend fun fill(): Boolean {
         if (closed) return false
-        val chunk = channel.receiveCatching().let { result ->
-            result.exceptionOrNull()?.let { throw it }
-            result.getOrNull()
-        }
+        val chunk = if (direct) readChunk() else receiveChunk()
         if (chunk == null) {
             closed = true
             return false
@@ -175,6 +227,23 @@ public class PipeReader internal constructor(
         return true
     }
 
+    /** The pump's next chunk; at the end of them, after [takenOver], the pipe's. Null at end of stream. */
+    private suspend fun receiveChunk(): ByteArray? {
+        val result = channel.receiveCatching()
+        result.exceptionOrNull()?.let { throw it }
+        result.getOrNull()?.let { return it }
+        if (!takenOver || !source.handedOver) return null
+        direct = true
+        return readChunk()
+    }
+
+    /** A chunk read from the pipe itself, once [direct]: the read functions' way after [read]. */
+    private suspend fun readChunk(): ByteArray? {
+        val bytes = ByteArray(DIRECT_CHUNK)
+        val count = readPipe(bytes, 0, bytes.size)
+        return if (count < 0) null else bytes.copyOf(count)
+    }
+
     private fun indexOf(delimiter: ByteArray, from: Int): Int {
         outer@ for (i in from..end - delimiter.size) {
             for (j in delimiter.indices) if (buffer[i + j] != delimiter[j]) continue@outer
@@ -185,13 +254,17 @@ public class PipeReader internal constructor(
 
     private fun take(n: Int): ByteArray {
         val out = if (start == 0 && n == buffer.size) buffer else buffer.copyOfRange(start, start + n)
+        skip(n)
+        return out
+    }
+
+    private fun skip(n: Int) {
         start += n
         if (start == end) {
             buffer = EMPTY
             start = 0
             end = 0
         }
-        return out
     }
 
     /**
@@ -306,5 +379,8 @@ public class PipeReader internal constructor(
 
     private companion object {
         val EMPTY = ByteArray(0)
+
+        /** The read functions' array for a read from the pipe itself. */
+        private const val DIRECT_CHUNK = 16 * 1024
     }
 }

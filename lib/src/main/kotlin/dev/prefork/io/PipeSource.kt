@@ -89,17 +89,63 @@ internal class PipeSource(
         pump?.cancel()
     }
 
-    /** The direct reader is done (closed): the fd is closed, now or as the pump stops. */
+    /**
+     * The direct reader is done (closed): the fd is closed, now or as the pump stops, or as the
+     * last [readAfterHandOver] returns (one that waits for data is woken for it).
+     */
     fun release() {
-        synchronized(ownership) {
+        val waiting = synchronized(ownership) {
             if (released) return
             released = true
-            if (handedOver) Fds.closeQuietly(fd)
+            if (directReads == 0) closeHandedOver()
+            readiness
         }
+        waiting?.wake()
     }
 
     /** A non-blocking read of [fd], as [Fds.read]; a terminal's EIO (nobody holds it open any more) is its end. */
     fun read(bytes: ByteArray, offset: Int, length: Int): Int = Fds.read(fd, bytes, offset, length, eioEnds = terminal) { name }
+
+    /** Calls inside [readAfterHandOver], guarded by [ownership]: the fd is closed only once none is. */
+    private var directReads = 0
+
+    /** The direct reader's wait for data on the reactor, made at its first empty read; guarded by [ownership]. */
+    private var readiness: Reactor.Readiness? = null
+
+    /**
+     * A read for the coroutine that took the fd over ([handedOver]): up to [length] bytes
+     * straight into [bytes], suspending on the reactor while the pipe is empty. Returns the
+     * count, -1 at end of stream, or [RELEASED] once [release] ran (before or during the wait).
+     */
+    suspend fun readAfterHandOver(bytes: ByteArray, offset: Int, length: Int): Int {
+        synchronized(ownership) {
+            if (released) return RELEASED
+            directReads++
+        }
+        try {
+            while (true) {
+                val count = read(bytes, offset, length)
+                if (count != 0) return count
+                val wait = synchronized(ownership) {
+                    if (released) return RELEASED
+                    readiness ?: reactor.readiness(fd).also { readiness = it }
+                }
+                wait.await(Linux.EPOLLIN)
+            }
+        } finally {
+            synchronized(ownership) {
+                directReads--
+                if (released && directReads == 0) closeHandedOver()
+            }
+        }
+    }
+
+    /** Under [ownership], once released and nobody reads: the direct reader's wait and the fd go (the pump closes an fd it still holds). */
+    private fun closeHandedOver() {
+        readiness?.close()
+        readiness = null
+        if (handedOver) Fds.closeQuietly(fd)
+    }
 
     /** Releases everything when the child could not be started. */
     fun abandon() {
@@ -198,31 +244,34 @@ internal class PipeSource(
         return filled
     }
 
-    private companion object {
-        /** What [drain] stopped at. */
-        const val WAIT = 0
-        const val ENDED = 1
-        const val FLOWS = 2
+    companion object {
+        /** [readAfterHandOver]'s answer once the fd was released. */
+        const val RELEASED = -2
 
-        const val CHANNEL_CHUNKS = 8
+        /** What [drain] stopped at. */
+        private const val WAIT = 0
+        private const val ENDED = 1
+        private const val FLOWS = 2
+
+        private const val CHANNEL_CHUNKS = 8
 
         /** Short reads the reactor thread makes for one wake-up before it hands the stream to the IO pool. */
-        const val REACTOR_READS = 4
-        const val FILL_NANOS = 2_000_000L
+        private const val REACTOR_READS = 4
+        private const val FILL_NANOS = 2_000_000L
 
         /** A read this large means the stream is flowing: wait for the next data here, briefly, before parking on the reactor. */
-        const val FLOWING = 16 * 1024
-        const val FLOW_WAIT_MILLIS = 1
+        private const val FLOWING = 16 * 1024
+        private const val FLOW_WAIT_MILLIS = 1
 
         /** The array for a read when FIONREAD says nothing waits: end of stream, or data that arrived since. */
-        const val SMALL = 4096
-        const val DEFAULT_PIPE = 64 * 1024
-        const val BULK_PIPE = 1024 * 1024
+        private const val SMALL = 4096
+        private const val DEFAULT_PIPE = 64 * 1024
+        private const val BULK_PIPE = 1024 * 1024
 
         /**
          * Chunks stay under half of G1's smallest region (1 MiB): larger arrays are "humongous",
          * allocated and freed on a slow path that halves throughput.
          */
-        const val BULK_CHUNK = 256 * 1024
+        private const val BULK_CHUNK = 256 * 1024
     }
 }

@@ -181,19 +181,34 @@ internal class Reactor(private val usePidfd: Boolean) {
         private val waiter = AtomicReference<CancellableContinuation<Int>?>()
         private var added = false
 
+        /** Set by [wake]: every wait from then on returns at once. */
+        @Volatile private var woken = false
+
         init {
             handlers[token] = { events -> waiter.getAndSet(null)?.resume(events) }
         }
 
         /**
          * Suspends until [fd] is ready for [interest] (EPOLLIN or EPOLLOUT), or has hung up;
-         * returns the events epoll reported ([Linux.EPOLLHUP] among them once every writer closed its end).
+         * returns the events epoll reported ([Linux.EPOLLHUP] among them once every writer closed its end),
+         * or 0 once [wake] was called.
          */
         suspend fun await(interest: Int): Int = suspendCancellableCoroutine { cont ->
             waiter.set(cont)
             cont.invokeOnCancellation { waiter.compareAndSet(cont, null) }
+            // A wake that came before the waiter was set found nobody to resume: it is seen here instead.
+            if (woken) {
+                if (waiter.compareAndSet(cont, null)) cont.resume(0)
+                return@suspendCancellableCoroutine
+            }
             epoll.arm(fd, interest or Linux.EPOLLONESHOT, token, add = !added)
             added = true
+        }
+
+        /** Ends the current wait, and every later one, at once: the fd is about to go (another thread closes it). */
+        fun wake() {
+            woken = true
+            waiter.getAndSet(null)?.resume(0)
         }
 
         override fun close() {
