@@ -2,10 +2,13 @@ package dev.prefork
 
 import dev.prefork.io.PipeSource
 import dev.prefork.posix.Fds
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.channels.ReceiveChannel
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
 import java.io.EOFException
 import java.io.InputStream
 
@@ -93,25 +96,28 @@ public class PipeReader internal constructor(
      * there; returns how many, or -1 at end of stream. The coroutine twin of
      * [InputStream.read], and the fastest way to read a large output from Kotlin.
      *
-     * The first call stops the pump: after the chunks it had read already, the pipe is read
-     * straight into the caller's array, on the caller's thread, suspending on the reactor only
-     * while the pipe is empty. The kernel's copy is the only one, and no array is made per
-     * read, where [channel] hands on a new one with every chunk. Once this was called, [channel]
-     * must not be used (what it would still receive, this reads); the other read functions
-     * go on working. From Java: [inputStream].
+     * The first call that finds no byte held stops the pump: after the chunks it had read
+     * already, the pipe is read straight into the caller's array, on the caller's thread,
+     * suspending on the reactor only while the pipe is empty. The kernel's copy is the only
+     * one, and no array is made per read, where [channel] hands on a new one with every chunk.
+     * From then on [channel] must not be used (what it would still receive, this reads); the
+     * other read functions, and an [inputStream] taken afterwards, go on reading the pipe.
+     * From Java: [inputStream].
      *
-     * @throws java.io.IOException if the pipe was closed meanwhile (the process was closed).
+     * @throws java.io.IOException if the process was closed (before or during the read).
+     * @throws IllegalStateException if [inputStream] was taken before: read through it.
      */
     @JvmSynthetic
     public suspend fun read(buffer: ByteArray, offset: Int = 0, length: Int = buffer.size - offset): Int {
         java.util.Objects.checkFromIndexSize(offset, length, buffer.size)
         if (length == 0) return 0
         if (end == start && !direct) {
-            if (!takenOver) {
-                takenOver = true
-                source.handOver()
+            if (!takenOver) takeOver()
+            // The pump's last chunks, then the switch to the pipe itself, which this read then reads.
+            while (end == start && !direct) {
+                val chunk = receiveChunk() ?: return (-1).also { closed = true }
+                if (chunk !== SWITCHED) append(chunk)
             }
-            if (!fill()) return -1
         }
         if (end > start) {
             val count = minOf(length, end - start)
@@ -122,11 +128,20 @@ public class PipeReader internal constructor(
         return readPipe(buffer, offset, length)
     }
 
-    /** Whether [read] stopped the pump ([PipeSource.handOver]), to read the pipe itself; [close] may read it on another thread. */
-    @Volatile private var takenOver = false
+    /** Whether [read] stopped the pump ([PipeSource.handOver]), to read the pipe itself. Guarded by `this`, as [shut]. */
+    private var takenOver = false
 
     /** Whether the pump's last chunk was received after [takenOver]: the pipe is read here from then on. */
     private var direct = false
+
+    private fun takeOver() {
+        synchronized(this) {
+            if (shut) throw java.io.IOException("$name was closed")
+            check(stream == null) { "inputStream() of $name was taken: read through it" }
+            takenOver = true
+        }
+        source.handOver()
+    }
 
     /** A read straight from the pipe, once [direct]; -1 at end of stream. */
     private suspend fun readPipe(bytes: ByteArray, offset: Int, length: Int): Int {
@@ -191,28 +206,34 @@ public class PipeReader internal constructor(
     internal fun close() {
         // A stream read to its end here is closed already; cancelling it anyway would make an exception, stack trace and all.
         if (!closed) channel.cancel()
-        val taken = synchronized(this) {
+        val (taken, readHere) = synchronized(this) {
             shut = true
-            stream
+            stream to takenOver
         }
         taken?.close()
         // Taken over by read(): the fd is closed here, or by a read still under way as it returns.
-        if (takenOver) source.release()
+        if (readHere) source.release()
     }
 
     /** Appends the next chunk; false at end of stream. */
     private suspend fun fill(): Boolean {
         if (closed) return false
-        val chunk = if (direct) readChunk() else receiveChunk()
+        var chunk = if (direct) readChunk() else receiveChunk()
+        if (chunk === SWITCHED) chunk = readChunk()
         if (chunk == null) {
             closed = true
             return false
         }
+        append(chunk)
+        return true
+    }
+
+    private fun append(chunk: ByteArray) {
         if (start == end) {
             buffer = chunk
             start = 0
             end = chunk.size
-            return true
+            return
         }
         if (buffer.size - end < chunk.size) {
             val live = end - start
@@ -224,17 +245,23 @@ public class PipeReader internal constructor(
         }
         System.arraycopy(chunk, 0, buffer, end, chunk.size)
         end += chunk.size
-        return true
     }
 
-    /** The pump's next chunk; at the end of them, after [takenOver], the pipe's. Null at end of stream. */
+    /**
+     * The pump's next chunk; null at end of stream, or [SWITCHED] once the pump handed the pipe
+     * over to [read] (the pipe is read here from then on, [direct]).
+     */
     private suspend fun receiveChunk(): ByteArray? {
-        val result = channel.receiveCatching()
-        result.exceptionOrNull()?.let { throw it }
+        // Handing over, the pump closes the channel at once: a cancelled read waits for that rather than lose a chunk taken meanwhile.
+        val result = if (takenOver) withContext(NonCancellable) { channel.receiveCatching() } else channel.receiveCatching()
         result.getOrNull()?.let { return it }
+        result.exceptionOrNull()?.let { failure ->
+            if (failure is CancellationException && synchronized(this) { shut }) throw java.io.IOException("$name was closed")
+            throw failure
+        }
         if (!takenOver || !source.handedOver) return null
         direct = true
-        return readChunk()
+        return SWITCHED
     }
 
     /** A chunk read from the pipe itself, once [direct]: the read functions' way after [read]. */
@@ -322,7 +349,8 @@ public class PipeReader internal constructor(
                 System.arraycopy(chunk, 0, b, off, chunk.size)
                 return chunk.size
             }
-            if (!reader.source.handedOver) {
+            // After read() took the pipe over, readSome read it too (counted by the source), up to its end.
+            if (!reader.source.handedOver || synchronized(reader) { reader.takenOver }) {
                 ended = true
                 return -1
             }
@@ -379,6 +407,9 @@ public class PipeReader internal constructor(
 
     private companion object {
         val EMPTY = ByteArray(0)
+
+        /** [receiveChunk]'s answer once the pipe is read here. */
+        val SWITCHED = ByteArray(0)
 
         /** The read functions' array for a read from the pipe itself. */
         private const val DIRECT_CHUNK = 16 * 1024

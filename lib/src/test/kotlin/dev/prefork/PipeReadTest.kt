@@ -44,18 +44,71 @@ class PipeReadTest : FunSpec({
         }
     }
 
-    test("the bytes held and the pump's last chunks come first; the other read functions go on reading the pipe after it") {
-        val p = sh("printf 'one\\ntwo\\n'; sleep 0.2; printf 'three\\nfour\\n'; sleep 0.2; printf 'five\\nsix'").startDetached()
-        val stdout = p.stdout!!
-        stdout.readUntil("\n".toByteArray()).decodeToString() shouldBe "one\n"
-        val four = ByteArray(4)
-        var filled = 0
-        while (filled < 4) filled += stdout.read(four, filled, 4 - filled).also { it shouldBeGreaterThan 0 }
-        four.decodeToString() shouldBe "two\n"
-        stdout.readUntil("\n".toByteArray()).decodeToString() shouldBe "three\n"
-        stdout.lines().toList() shouldBe listOf("four", "five", "six")
-        stdout.read(ByteArray(16)) shouldBe -1
-        p.waitForExit() shouldBe 0
+    test("the bytes held come first; then the pump stops and the other read functions go on reading the pipe itself") {
+        leavesNothing {
+            val p = sh("printf 'one\\ntwo\\n'; sleep 0.3; printf 'three\\nfour\\n'; sleep 0.3; printf 'five\\nsix'").startDetached()
+            val stdout = p.stdout!!
+            stdout.readUntil("\n".toByteArray()).decodeToString() shouldBe "one\n"
+            // Whatever the reader holds past "one\n" is served first, the pipe only once that is used up.
+            val out = ByteArrayOutputStream()
+            val buffer = ByteArray(64)
+            while (out.size() < "two\nthree\nfour\n".length) {
+                val count = stdout.read(buffer, 0, 64)
+                count shouldBeGreaterThan 0
+                out.write(buffer, 0, count)
+            }
+            out.toString() shouldBe "two\nthree\nfour\n"
+            // The pump has stopped: "five" and "six", written later, can only come from the pipe itself.
+            stdout.channel.isClosedForReceive shouldBe true
+            stdout.lines().toList() shouldBe listOf("five", "six")
+            stdout.read(buffer) shouldBe -1
+            p.waitForExit() shouldBe 0
+        }
+    }
+
+    test("an inputStream() taken after read() goes on through the same counted reads, and ends at -1, not EBADF") {
+        leavesNothing {
+            val p = sh("printf head; sleep 0.3; head -c 300000 /dev/zero; sleep 0.2; printf tail").startDetached()
+            val stdout = p.stdout!!
+            val first = ByteArray(4)
+            var filled = 0
+            while (filled < 4) filled += stdout.read(first, filled, 4 - filled)
+            first.decodeToString() shouldBe "head"
+            val rest = stdout.inputStream().readAllBytes()
+            rest.size shouldBe 300_004
+            rest.copyOfRange(300_000, 300_004).decodeToString() shouldBe "tail"
+            stdout.inputStream().read() shouldBe -1
+            p.waitForExit() shouldBe 0
+        }
+    }
+
+    test("read() after close() or after inputStream() was taken: a clear error, and nothing left open") {
+        leavesNothing {
+            val p = sh("echo never read").startDetached()
+            p.waitForExit() shouldBe 0
+            p.close()
+            shouldThrow<IOException> { p.stdout!!.read(ByteArray(8)) }.message shouldContain "stdout of sh"
+            val q = sh("echo via the stream").startDetached()
+            q.stdout!!.inputStream()
+            shouldThrow<IllegalStateException> { q.stdout!!.read(ByteArray(8)) }.message shouldContain "inputStream() of stdout of sh"
+            q.stdout!!.inputStream().readAllBytes().decodeToString() shouldBe "via the stream\n"
+            q.waitForExit() shouldBe 0
+        }
+    }
+
+    test("close() racing the first read: the read ends (at the end of stream or with IOException), and the pipe is closed either way") {
+        leavesNothing(children = true) {
+            repeat(30) { round ->
+                // cat holds its stdout open and silent while its stdin is open: only the close ends the read.
+                val p = Subprocess.builder("cat").stdin(Redirect.STREAM).stdout(Redirect.STREAM).startDetached()
+                val reading = async(Dispatchers.Default) { runCatching { p.stdout!!.read(ByteArray(1024)) } }
+                if (round % 2 == 0) delay(5)
+                p.close()
+                // close() terminates cat first: a read may see its end (-1) before the pipe is released.
+                val result = withTimeout(5_000) { reading.await() }
+                (result.getOrNull() == -1 || result.exceptionOrNull() is IOException) shouldBe true
+            }
+        }
     }
 
     test("a read waiting on a silent pipe is woken by close(): IOException naming the pipe, and nothing left open") {
@@ -79,7 +132,7 @@ class PipeReadTest : FunSpec({
         }
     }
 
-    test("a read cancelled while it waits loses nothing: the next one gets the data") {
+    test("a read cancelled while it waits on the pipe loses nothing: the next one gets the data") {
         leavesNothing {
             val p = sh("sleep 0.5; echo late").startDetached()
             withTimeoutOrNull(100) { p.stdout!!.read(ByteArray(64)) }.shouldBeNull()

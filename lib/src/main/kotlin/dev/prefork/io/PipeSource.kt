@@ -98,7 +98,7 @@ internal class PipeSource(
             if (released) return
             released = true
             if (directReads == 0) closeHandedOver()
-            readiness
+            directWait
         }
         waiting?.wake()
     }
@@ -110,7 +110,7 @@ internal class PipeSource(
     private var directReads = 0
 
     /** The direct reader's wait for data on the reactor, made at its first empty read; guarded by [ownership]. */
-    private var readiness: Reactor.Readiness? = null
+    private var directWait: Reactor.Readiness? = null
 
     /**
      * A read for the coroutine that took the fd over ([handedOver]): up to [length] bytes
@@ -128,7 +128,7 @@ internal class PipeSource(
                 if (count != 0) return count
                 val wait = synchronized(ownership) {
                     if (released) return RELEASED
-                    readiness ?: reactor.readiness(fd).also { readiness = it }
+                    directWait ?: reactor.readiness(fd).also { directWait = it }
                 }
                 wait.await(Linux.EPOLLIN)
             }
@@ -142,8 +142,8 @@ internal class PipeSource(
 
     /** Under [ownership], once released and nobody reads: the direct reader's wait and the fd go (the pump closes an fd it still holds). */
     private fun closeHandedOver() {
-        readiness?.close()
-        readiness = null
+        directWait?.close()
+        directWait = null
         if (handedOver) Fds.closeQuietly(fd)
     }
 

@@ -201,7 +201,12 @@ internal class Reactor(private val usePidfd: Boolean) {
                 if (waiter.compareAndSet(cont, null)) cont.resume(0)
                 return@suspendCancellableCoroutine
             }
-            epoll.arm(fd, interest or Linux.EPOLLONESHOT, token, add = !added)
+            try {
+                epoll.arm(fd, interest or Linux.EPOLLONESHOT, token, add = !added)
+            } catch (t: Throwable) {
+                waiter.compareAndSet(cont, null) // no event will come: nothing may resume this wait later
+                throw t
+            }
             added = true
         }
 

@@ -24,6 +24,15 @@ private suspend fun subprocess() {
     val p = Subprocess.builder("printf", "a\\nb\\nc\\n").stdout(Redirect.STREAM).start()
     val lines = p.stdout!!.lines().toList()
     println("lines: $lines rc=${p.waitForExit()}")
+    val q = Subprocess.builder("printf", "xyz").stdout(Redirect.STREAM).start()
+    val buffer = ByteArray(16)
+    var filled = 0
+    while (true) {
+        val count = q.stdout!!.read(buffer, filled)
+        if (count < 0) break
+        filled += count
+    }
+    println("read: ${buffer.decodeToString(0, filled)} rc=${q.waitForExit()}")
 }
 
 private suspend fun fork() {

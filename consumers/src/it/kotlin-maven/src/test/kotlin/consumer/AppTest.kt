@@ -20,7 +20,7 @@ class AppTest {
     @Test
     fun subprocessCapturesAndStreams() {
         val (stdout, stderr) = runApp("subprocess")
-        assertEquals(listOf("run: rc=3 stdout=out stderr=err", "lines: [a, b, c] rc=0"), stdout, "stderr $stderr")
+        assertEquals(listOf("run: rc=3 stdout=out stderr=err", "lines: [a, b, c] rc=0", "read: xyz rc=0"), stdout, "stderr $stderr")
     }
 
     @Test
