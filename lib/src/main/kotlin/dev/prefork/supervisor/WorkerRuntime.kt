@@ -19,6 +19,11 @@ private val logger = logger("dev.prefork.supervisor.WorkerRuntime")
  * small classes (see [WorkerEnvironment.split]).
  */
 internal object WorkerRuntime {
+    // Above the properties that read them: Kotlin 1.9's compiler (the floor) takes a const declared below its reader as not yet initialized.
+    const val EXPLICIT = "explicit"
+    const val RETIRE = "retire"
+    const val DEFAULT_DRAIN_MILLIS = 10_000L
+
     /** The watch pipe's and the ready pipe's fds (3 and 4), or null: no supervisor started this JVM. */
     private val controlFds: IntArray? = run {
         val fds = System.getenv(WorkerEnvironment.CONTROL_FDS)?.let { WorkerEnvironment.split(it, ',') }
@@ -235,9 +240,6 @@ internal object WorkerRuntime {
     private val READY_LINE = "ready\n".toByteArray()
     private val SPARE_LINE = "spare\n".toByteArray()
     private val ALIVE_LINE = "alive\n".toByteArray()
-    const val EXPLICIT = "explicit"
-    const val RETIRE = "retire"
-    const val DEFAULT_DRAIN_MILLIS = 10_000L
     private const val ORPHAN_EXIT = 1
     private const val HALT_AFTER_MILLIS = 500L
 }
