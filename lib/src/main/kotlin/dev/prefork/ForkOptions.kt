@@ -28,6 +28,10 @@ public class ForkOptions private constructor(builder: Builder) {
     @get:JvmName("backoffMax")
     public val backoffMax: Duration = builder.backoffMax
 
+    /** Failed starts in a row, of every worker, after which the supervisor gives up (see [Builder.startFailureLimit]); 0: never for that. */
+    @get:JvmName("startFailureLimit")
+    public val startFailureLimit: Int = builder.startFailureLimit
+
     /** How long workers get between SIGTERM and SIGKILL when the supervisor stops or replaces them. */
     @get:JvmName("gracefulTimeout")
     public val gracefulTimeout: Duration = builder.gracefulTimeout
@@ -95,6 +99,7 @@ public class ForkOptions private constructor(builder: Builder) {
         it.restartWindow = restartWindow
         it.backoffInitial = backoffInitial
         it.backoffMax = backoffMax
+        it.startFailureLimit = startFailureLimit
         it.gracefulTimeout = gracefulTimeout
         it.workerCommand = workerCommand
         it.listener = listener
@@ -123,6 +128,7 @@ public class ForkOptions private constructor(builder: Builder) {
         internal var restartWindow: Duration? = null
         internal var backoffInitial: Duration = Duration.ZERO
         internal var backoffMax: Duration = Duration.ZERO
+        internal var startFailureLimit = RestartPolicy.DEFAULT_START_FAILURE_LIMIT
         internal var gracefulTimeout: Duration = Duration.ofSeconds(30)
         internal var workerCommand: List<String>? = null
         internal var listener: WorkerListener? = null
@@ -168,6 +174,20 @@ public class ForkOptions private constructor(builder: Builder) {
             require(max >= initial) { "backoff max < initial: $max < $initial" }
             backoffInitial = initial
             backoffMax = max
+        }
+
+        /**
+         * Gives up when every worker failed its last [n] starts in a row, each exiting abnormally
+         * before it was ready, whatever is left of [maxRestarts]: an application that cannot
+         * start at all (its port taken, a class missing, a bad setting) stops the supervisor with
+         * [TooManyRestartsException] after [n] rounds, not after the whole budget. A worker is ready
+         * when it calls [Worker.ready] with [explicitReady] (the framework integrations do when
+         * the application is), when `forkProcesses` returns in it otherwise; once one worker
+         * serves, the others' failed starts are crashes like any other. Default 3; 0: never.
+         */
+        public fun startFailureLimit(n: Int): Builder = apply {
+            require(n >= 0) { "startFailureLimit < 0: $n" }
+            startFailureLimit = n
         }
 
         /** How long a worker gets between SIGTERM and SIGKILL when it is stopped or replaced; default 30 s. */
@@ -341,7 +361,7 @@ public class ForkOptions private constructor(builder: Builder) {
 
     /** Every setting, for logs. */
     override fun toString(): String =
-        "ForkOptions(numProcesses=$numProcesses, maxRestarts=$maxRestarts, restartWindow=$restartWindow, " +
+        "ForkOptions(numProcesses=$numProcesses, maxRestarts=$maxRestarts, restartWindow=$restartWindow, startFailureLimit=$startFailureLimit, " +
             "backoff=$backoffInitial..$backoffMax, gracefulTimeout=$gracefulTimeout, workerCommand=$workerCommand, " +
             "inheritedChannel=$inheritedChannel, explicitReady=$explicitReady, readyTimeout=$readyTimeout, drainTimeout=$drainTimeout, " +
             "spareWorkers=$spareWorkers, startupArchive=$startupArchive, startupArchiveDirectory=$startupArchiveDirectory, statusFile=$statusFile, " +

@@ -68,6 +68,17 @@ class ForkProcessesTest : FunSpec({
         }
     }
 
+    test("workers that all fail before they are ready: the supervisor gives up after startFailureLimit rounds, with budget left, and says why") {
+        fixture("fail-start", "2").use { f ->
+            f.exitCode(60) shouldNotBe 0
+            f.stderr() shouldContain "every worker failed its last 3 starts in a row"
+            f.stderr() shouldContain "TooManyRestartsException: Too many child restarts, giving up: every worker failed"
+            val pids = Regex("worker \\d pid (\\d+)").findAll(f.stdout()).map { it.groupValues[1].toLong() }.toList()
+            pids.size shouldBe 6 // three starts of each, where maxRestarts (100) would allow 101
+            pids.forEach { ProcFs.alive(it) shouldBe false }
+        }
+    }
+
     test("backoff delays each consecutive restart, and the listener sees every start and exit") {
         fixture("crash", "2", "3", "200").use { f ->
             val started = System.nanoTime()

@@ -327,7 +327,7 @@ class RestartPolicyTest : FunSpec({
                 withClue(step) {
                     when (step.decision) {
                         is Restart -> spent shouldBeLessThanOrEqual sc.policy.maxRestarts - 1
-                        GiveUp -> if (!step.before.gaveUp) spent shouldBe sc.policy.maxRestarts
+                        GiveUp -> if (!step.before.gaveUp) spent shouldBe sc.policy.maxRestarts else Unit
                         is Retire -> step.clean shouldBe true
                     }
                 }
@@ -524,5 +524,100 @@ class RestartPolicyTest : FunSpec({
             }
         }
         addedDecided shouldBeGreaterThan 0 // added ids do fail in these runs
+    }
+
+    test("failed starts: every worker failing before it is ready gives up after the limit, with budget to spare") {
+        val policy = RestartPolicy(maxRestarts = 100, startFailureLimit = 3)
+        var s = policy.initial(2)
+        var now = 0L
+        fun exit(id: Int): RestartDecision {
+            val (d, next) = policy.onExit(s, id, clean = false, ranForNanos = 5, nowNanos = ++now, ready = false)
+            s = next
+            return d
+        }
+        repeat(2) {
+            exit(0) shouldBe Restart(0, 0)
+            exit(1) shouldBe Restart(1, 0)
+        }
+        exit(0) shouldBe Restart(0, 0) // worker 1 has failed twice only
+        exit(1) shouldBe GiveUp
+        s.gaveUpReason shouldBe GiveUpReason.STARTS
+        s.restarts shouldBe 5
+        s.failedStarts shouldBe mapOf(0 to 3, 1 to 3)
+    }
+
+    test("failed starts: while one worker serves, another's failed starts are crashes under the budget") {
+        val policy = RestartPolicy(maxRestarts = 4, startFailureLimit = 2)
+        var s = policy.initial(2)
+        var now = 0L
+        repeat(2) { s = policy.onExit(s, 1, clean = false, ranForNanos = 5, nowNanos = ++now, ready = false).state }
+        s = policy.onReady(s, 1) // its third start got ready
+        s.failedStarts shouldBe emptyMap()
+        repeat(2) {
+            val (d, next) = policy.onExit(s, 0, clean = false, ranForNanos = 5, nowNanos = ++now, ready = false)
+            d shouldBe Restart(0, 0)
+            s = next
+        }
+        val (d, next) = policy.onExit(s, 0, clean = false, ranForNanos = 5, nowNanos = ++now, ready = false)
+        d shouldBe GiveUp // the budget's fifth restart, not the failed starts
+        next.gaveUpReason shouldBe GiveUpReason.RESTARTS
+    }
+
+    test("failed starts: an exit after ready counts from 0 again; a limit of 0 never gives up for them") {
+        val policy = RestartPolicy(maxRestarts = 100, startFailureLimit = 2)
+        var s = policy.initial(1)
+        s = policy.onExit(s, 0, clean = false, ranForNanos = 5, nowNanos = 1, ready = false).state
+        s = policy.onExit(s, 0, clean = false, ranForNanos = 5, nowNanos = 2, ready = true).state
+        s.failedStarts shouldBe emptyMap()
+        policy.onExit(s, 0, clean = false, ranForNanos = 5, nowNanos = 3, ready = false).decision shouldBe Restart(0, 0)
+        val never = RestartPolicy(maxRestarts = 100, startFailureLimit = 0)
+        var t = never.initial(1)
+        repeat(50) { i ->
+            val (d, next) = never.onExit(t, 0, clean = false, ranForNanos = 5, nowNanos = i.toLong(), ready = false)
+            d shouldBe Restart(0, 0)
+            t = next
+        }
+        shouldThrow<IllegalArgumentException> { RestartPolicy(maxRestarts = 1, startFailureLimit = -1) }.message shouldBe
+            "startFailureLimit < 0: -1"
+    }
+
+    test("property: the policy gives up for failed starts exactly when every alive id failed its last startFailureLimit starts") {
+        var gaveUpForStarts = 0
+        val withStarts = arbitrary {
+            val policy = policies.bind().let { RestartPolicy(it.maxRestarts + 20, it.restartWindowNanos, it.backoffInitialNanos, it.backoffMaxNanos, Arb.int(0..3).bind()) }
+            // Each exit: clean or not, ready before it or not; now and then a worker says it is ready.
+            val ops = Arb.list(arbitrary { Triple(Arb.int(0..1_000).bind(), Arb.int(0..5).bind(), Arb.int(0..9).bind() == 0) }, 0..60).bind()
+            Triple(policy, Arb.int(1..4).bind(), ops)
+        }
+        checkAll(withStarts) { (policy, n, ops) ->
+            var s = policy.initial(n)
+            val model = mutableMapOf<Int, Int>()
+            var now = 0L
+            for ((pick, kind, readyEvent) in ops) {
+                if (s.alive.isEmpty() || s.gaveUp) break
+                val id = s.alive.sorted()[pick % s.alive.size]
+                if (readyEvent) {
+                    s = policy.onReady(s, id)
+                    model.remove(id)
+                    continue
+                }
+                val clean = kind == 0
+                val ready = kind in 1..2
+                val before = s
+                val (d, next) = policy.onExit(s, id, clean, ranForNanos = 0, nowNanos = ++now, ready = ready)
+                if (clean || ready) model.remove(id) else model.merge(id, 1, Int::plus)
+                val expectStarts = !clean && !ready && policy.startFailureLimit > 0 &&
+                    before.alive.all { (model[it] ?: 0) >= policy.startFailureLimit }
+                withClue("policy=$policy before=$before id=$id clean=$clean ready=$ready") {
+                    (next.gaveUpReason == GiveUpReason.STARTS) shouldBe expectStarts
+                    if (expectStarts) d shouldBe GiveUp
+                    if (!expectStarts && !clean && d == GiveUp) next.gaveUpReason shouldBe GiveUpReason.RESTARTS
+                    for (alive in next.alive) (next.failedStarts[alive] ?: 0) shouldBe (model[alive] ?: 0)
+                }
+                if (expectStarts) gaveUpForStarts++
+                s = next
+            }
+        }
+        gaveUpForStarts shouldBeGreaterThan 0 // the generator does reach the limit
     }
 })

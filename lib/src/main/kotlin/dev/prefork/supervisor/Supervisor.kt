@@ -2,6 +2,7 @@ package dev.prefork.supervisor
 
 import dev.prefork.ExitStatus
 import dev.prefork.ForkOptions
+import dev.prefork.GiveUpReason
 import dev.prefork.PipeReader
 import dev.prefork.RestartDecision
 import dev.prefork.RestartPolicy
@@ -406,8 +407,10 @@ internal class Supervisor(
             return null
         }
         val now = System.nanoTime()
+        // Workers serving now have their failed starts behind them, whether or not they exited since.
+        val known = current.values.filter { it.serving && it.id in state.alive }.fold(state) { s, serving -> policy.onReady(s, serving.id) }
         // A worker stopped for a missed heartbeat failed, whatever its status says (a JVM that handled SIGTERM exits 143, or even 0).
-        val (decision, next) = policy.onExit(state, worker.id, status.returnCode == 0 && !worker.timedOut, now - worker.startedNanos, now)
+        val (decision, next) = policy.onExit(known, worker.id, status.returnCode == 0 && !worker.timedOut, now - worker.startedNanos, now, worker.serving)
         val what = "child ${worker.id} (pid ${worker.pid})"
         when (decision) {
             is RestartDecision.Restart -> {
@@ -430,11 +433,17 @@ internal class Supervisor(
                 options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
             }
             RestartDecision.GiveUp -> {
-                logger.error { "$what $status; too many child restarts, giving up" }
+                val why = if (next.gaveUpReason == GiveUpReason.STARTS) {
+                    "every worker failed its last ${policy.startFailureLimit} starts in a row (exited abnormally before it was ready: " +
+                        "see its output above; ForkOptions.startFailureLimit)"
+                } else {
+                    "too many child restarts"
+                }
+                logger.error { "$what $status; $why, giving up" }
                 phase = "gave-up"
-                notify("STOPPING=1", "STATUS=too many worker restarts, giving up")
+                notify("STOPPING=1", "STATUS=$why, giving up")
                 options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = false))
-                throw TooManyRestartsException()
+                throw if (next.gaveUpReason == GiveUpReason.STARTS) TooManyRestartsException("Too many child restarts, giving up: $why") else TooManyRestartsException()
             }
         }
         return next
@@ -643,6 +652,8 @@ internal class Supervisor(
         }
         scope.launch {
             process.waitForExit(raiseError = false)
+            // Its last lines are in the pipe still: read them (ready or not) before the exit is judged, within a bound in case a child of its own holds the pipe.
+            withTimeoutOrNull(READY_PIPE_DRAIN_MILLIS) { worker.ready.await() }
             events.send(Event.Exited(worker, process.exitStatus!!))
         }
     }
@@ -1062,6 +1073,9 @@ internal class Supervisor(
         private const val SPARE_RETRY_MILLIS = 1_000L
         private const val SPARE_REFILL_MILLIS = 1_000L
         private const val SPARE_RETRY_MAX_MILLIS = 30_000L
+
+        /** How long an exit waits for the dead worker's ready pipe to be read to its end. */
+        private const val READY_PIPE_DRAIN_MILLIS = 1_000L
         private val NEWLINE = "\n".toByteArray()
         private val READY_LINE = "ready\n".toByteArray()
         private val SPARE_LINE = "spare\n".toByteArray()
