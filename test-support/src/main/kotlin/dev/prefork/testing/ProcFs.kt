@@ -31,4 +31,20 @@ object ProcFs {
     }
 
     fun alive(pid: Long): Boolean = state(pid).let { it != null && it != 'Z' }
+
+    /** The TCP ports [pid] listens on: its socket fds matched, by inode, to the LISTEN entries of its network namespace. */
+    fun listeningPorts(pid: Long): Set<Int> {
+        val inodes = File("/proc/$pid/fd").listFiles().orEmpty().mapNotNull { fd ->
+            try {
+                Regex("socket:\\[(\\d+)]").matchEntire(java.nio.file.Files.readSymbolicLink(fd.toPath()).toString())?.groupValues?.get(1)
+            } catch (e: java.io.IOException) {
+                null // closed meanwhile
+            }
+        }.toSet()
+        return listOf("tcp", "tcp6").flatMap { File("/proc/$pid/net/$it").readLines().drop(1) }
+            .map { it.trim().split(Regex("\\s+")) }
+            .filter { it[3] == "0A" && it[9] in inodes } // 0A: TCP_LISTEN
+            .map { it[1].substringAfterLast(':').toInt(16) }
+            .toSet()
+    }
 }

@@ -19,9 +19,9 @@ import io.netty.bootstrap.ServerBootstrap
 import io.netty.buffer.Unpooled
 import io.netty.channel.ChannelHandlerContext
 import io.netty.channel.ChannelInboundHandlerAdapter
-import io.netty.channel.MultiThreadIoEventLoopGroup
-import io.netty.channel.epoll.EpollIoHandler
-import io.netty.channel.nio.NioIoHandler
+import io.netty.channel.EventLoopGroup
+import io.netty.channel.epoll.EpollEventLoopGroup
+import io.netty.channel.nio.NioEventLoopGroup
 import java.net.BindException
 import java.net.InetSocketAddress
 import java.net.Socket
@@ -31,6 +31,13 @@ import kotlin.time.Duration.Companion.seconds
 
 private const val FIXTURE = "dev.prefork.netty.fixtures.NettyFixtureKt"
 
+/**
+ * Event loops of Netty 4.1's API, which 4.2 keeps (deprecated): this module compiles against
+ * its floor, Netty 4.1; the samples run it on 4.2.
+ */
+@Suppress("DEPRECATION")
+internal fun eventLoops(epoll: Boolean, threads: Int): EventLoopGroup = if (epoll) EpollEventLoopGroup(threads) else NioEventLoopGroup(threads)
+
 class PreforkNettyTest : FunSpec({
     fun fdOpen(fd: Int) = Files.exists(Path.of("/proc/self/fd/$fd"))
 
@@ -38,8 +45,7 @@ class PreforkNettyTest : FunSpec({
         for (epoll in listOf(false, true)) {
             val socket = bindSockets(0, "127.0.0.1").single()
             val port = (socket.localAddress as InetSocketAddress).port
-            val io = if (epoll) EpollIoHandler.newFactory() else NioIoHandler.newFactory()
-            val group = MultiThreadIoEventLoopGroup(1, io)
+            val group = eventLoops(epoll, 1)
             try {
                 val factory = if (epoll) PreforkNetty.epollServerChannelFactory(socket) else PreforkNetty.nioServerChannelFactory(socket)
                 val channel = ServerBootstrap().group(group).channelFactory(factory)
@@ -60,8 +66,7 @@ class PreforkNettyTest : FunSpec({
         for (epoll in listOf(false, true)) {
             val socket = bindSockets(0, "127.0.0.1").single()
             val port = (socket.localAddress as InetSocketAddress).port
-            val io = if (epoll) EpollIoHandler.newFactory() else NioIoHandler.newFactory()
-            val group = MultiThreadIoEventLoopGroup(1, io)
+            val group = eventLoops(epoll, 1)
             /** A connection the server greets with a line as soon as it accepted it. */
             fun greeted(client: Socket, millis: Int): Boolean {
                 client.soTimeout = millis
@@ -111,7 +116,7 @@ class PreforkNettyTest : FunSpec({
     test("a bind to another port fails naming both addresses, and closes the channel") {
         val socket = bindSockets(0, "127.0.0.1").single()
         val port = (socket.localAddress as InetSocketAddress).port
-        val group = MultiThreadIoEventLoopGroup(1, NioIoHandler.newFactory())
+        val group = eventLoops(epoll = false, 1)
         try {
             val future = ServerBootstrap().group(group).channelFactory(PreforkNetty.nioServerChannelFactory(socket))
                 .childHandler(object : ChannelInboundHandlerAdapter() {})
