@@ -18,7 +18,7 @@ import org.springframework.web.bind.annotation.RequestParam;
 import org.springframework.web.bind.annotation.RestController;
 
 /**
- * Spring Boot 3 (Tomcat) as N prefork workers on one shared socket:
+ * A Spring Boot application as N prefork workers on one shared socket:
  *
  * <pre>
  * java -jar samples/spring-boot/target/prefork-spring-boot-sample.jar --port=8081 --workers=2
@@ -26,7 +26,10 @@ import org.springframework.web.bind.annotation.RestController;
  *
  * <p>{@code main} binds the socket and forks before Spring starts: the supervisor never loads
  * Spring, and each worker runs {@code SpringApplication.run} with the socket on its fd 0
- * ({@code inheritedChannel(true)}), where prefork-spring-boot points Tomcat. A worker is
+ * ({@code inheritedChannel(true)}), where prefork-spring-boot points the web server: Tomcat
+ * here (Spring Boot 4.0), Jetty in {@code samples/spring-boot-jetty} (4.1), Reactor Netty in
+ * {@code samples/spring-boot-webflux}, Tomcat under Spring Boot 3.5 in
+ * {@code samples/spring-boot-3.5}: the same source, built by each. A worker is
  * ready once the application is ({@code ApplicationReadyEvent}), so a rolling restart (SIGHUP)
  * stops an old worker only when its replacement's context is up. On SIGTERM a worker stops
  * accepting, finishes what it holds, and Spring shuts down gracefully
@@ -53,7 +56,7 @@ public class SpringBootSample {
             Prefork.forkProcesses(ForkOptions.builder()
                     .numProcesses(options.workers)
                     .maxRestarts(20)
-                    .inheritedChannel(true) // Tomcat serves fd 0: the shared socket
+                    .inheritedChannel(true) // the web server serves fd 0: the shared socket
                     .explicitReady(true) // ready when the application is, not when the JVM is
                     .spareWorkers(options.spares)
                     .startupArchive(!options.noArchive)
