@@ -26,13 +26,15 @@ import kotlin.time.Duration.Companion.seconds
  *
  * The sample prints `http://127.0.0.1:<port>` once bound and answers `GET /` with a body naming
  * the answering worker's `pid N`. What each phase measured is printed on one line starting
- * `contract <name>:`, the figures of the README's table.
+ * `contract <name>:`, the figures of the README's table. The workers' answers are read over
+ * HTTP/1.0, or over HTTP/1.1 with [http11] (a server that refuses HTTP/1.0); wrk speaks HTTP/1.1.
  */
 abstract class SampleServerTests(
     private val name: String,
     private val jar: Path,
     private val startSeconds: Long = 60,
     private val jvmFlags: List<String> = emptyList(),
+    private val http11: Boolean = false,
 ) : FunSpec() {
     /** A supervisor with two workers, both answering; [close] kills whatever is left, as does a failed start. */
     private inner class Server : AutoCloseable {
@@ -58,7 +60,7 @@ abstract class SampleServerTests(
                 check(System.nanoTime() < deadline) { "only workers $seen answered within ${startSeconds}s; ${log()}" }
                 check(jvm.process.isAlive) { "the supervisor exited ${jvm.process.exitValue()}; ${log()}" }
                 try {
-                    pidIn(get(port, timeoutMillis = 5_000))?.takeIf { it !in old }?.let { seen += it }
+                    pidIn(get(port, timeoutMillis = 5_000, http11 = http11))?.takeIf { it !in old }?.let { seen += it }
                 } catch (e: IOException) {
                     Thread.sleep(20) // not bound yet, or the worker that took it is gone
                 }
