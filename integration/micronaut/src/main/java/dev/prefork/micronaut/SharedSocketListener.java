@@ -36,6 +36,10 @@ public final class SharedSocketListener implements ApplicationContextConfigurer 
     /** Made by Micronaut's service loader. */
     public SharedSocketListener() {}
 
+    /**
+     * Adds the listener on fd 0 to {@code builder} in a prefork worker whose fd 0 is the shared
+     * socket; in a worker whose fd 0 is not a listening socket, logs a warning and adds nothing.
+     */
     @Override
     public void configure(ApplicationContextBuilder builder) {
         OptionalInt id = Prefork.taskId();

@@ -27,9 +27,10 @@ import org.slf4j.LoggerFactory;
  * connection drains through prefork-netty's handler, put right after Micronaut's HTTP codec:
  * requests in flight are answered with {@code Connection: close}, idle keep-alive connections
  * are closed after a grace. Only when the connections are gone (at most
- * {@code Worker.drainTimeout()}) does the JVM go on to shut down: Micronaut's own stop, run
- * from its shutdown hook, closes whatever connection is left at once, and its graceful shutdown
- * closes an idle keep-alive connection at once too, which races with the client's next request.
+ * {@code Worker.drainTimeout()}) does the JVM go on to shut down. Micronaut's own stop, run
+ * from its shutdown hook, stops the application context at once while its event loops close
+ * the connections left, and its (experimental) graceful shutdown closes an idle keep-alive
+ * connection at once: that races with the client's next request, which fails.
  */
 @Singleton
 final class WorkerDrain implements BeanCreatedEventListener<NettyServerCustomizer.Registry>, NettyServerCustomizer {
