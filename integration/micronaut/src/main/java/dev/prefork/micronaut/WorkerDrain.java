@@ -36,6 +36,7 @@ import org.slf4j.LoggerFactory;
 final class WorkerDrain implements BeanCreatedEventListener<NettyServerCustomizer.Registry>, NettyServerCustomizer {
     private static final Logger LOG = LoggerFactory.getLogger(WorkerDrain.class);
     private static final String DRAIN = "prefork-drain";
+    private static final String CLOSED_ON_STOP = "prefork-closed-on-stop";
     private static final long CLOSE_MILLIS = 5_000;
     private static final long POLL_MILLIS = 10;
 
@@ -53,8 +54,8 @@ final class WorkerDrain implements BeanCreatedEventListener<NettyServerCustomize
 
     @Override
     public NettyServerCustomizer specializeForChannel(Channel channel, ChannelRole role) {
-        if (role == ChannelRole.LISTENER) {
-            channel.pipeline().addFirst("prefork-closed-on-stop", ClosedOnStop.INSTANCE);
+        if (role == ChannelRole.LISTENER && channel.pipeline().get(CLOSED_ON_STOP) == null) {
+            channel.pipeline().addFirst(CLOSED_ON_STOP, ClosedOnStop.INSTANCE);
             Worker.onStopAccepting(() -> channel.close().awaitUninterruptibly(CLOSE_MILLIS, TimeUnit.MILLISECONDS));
             return this;
         }
@@ -75,7 +76,7 @@ final class WorkerDrain implements BeanCreatedEventListener<NettyServerCustomize
         public void onStreamPipelineBuilt() {
             ChannelPipeline pipeline = channel.pipeline();
             if (pipeline.get(ChannelPipelineCustomizer.HANDLER_HTTP_SERVER_CODEC) == null || pipeline.get(DRAIN) != null) {
-                return; // HTTP/2 ends with Micronaut's GOAWAY instead
+                return; // HTTP/2: Micronaut's graceful shutdown sends GOAWAY, when enabled
             }
             pipeline.addAfter(ChannelPipelineCustomizer.HANDLER_HTTP_SERVER_CODEC, DRAIN, PreforkNetty.httpDrainHandler());
             connections.add(channel);

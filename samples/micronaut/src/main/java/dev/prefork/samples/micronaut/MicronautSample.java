@@ -56,7 +56,7 @@ public final class MicronautSample {
                     .build());
         }
         // In a worker the port is not bound: prefork-micronaut's listener on the shared socket replaces it.
-        Micronaut.build(new String[0])
+        Micronaut.build(new String[0]) // the arguments are the sample's, not Micronaut properties
                 .mainClass(MicronautSample.class)
                 .banner(false)
                 .properties(Map.of("micronaut.server.host", "127.0.0.1", "micronaut.server.port", options.port))
