@@ -5,6 +5,7 @@ import org.eclipse.jetty.server.NetworkConnectionLimit
 import org.eclipse.jetty.server.Server
 import org.eclipse.jetty.server.ServerConnector
 import org.eclipse.jetty.util.component.LifeCycle
+import java.net.InetSocketAddress
 import java.nio.channels.ServerSocketChannel
 
 /**
@@ -24,23 +25,40 @@ import java.nio.channels.ServerSocketChannel
  * workers). The worker is ready once the server has started. On the worker's SIGTERM, after
  * prefork closed its handle on the socket, the connector stops accepting and the server's
  * handler drains ([DrainHandler]); then Jetty's shutdown hook stops the server gracefully,
- * within `Worker.drainTimeout()`.
+ * within `Worker.drainTimeout()`. Where the framework adds the connectors itself (Javalin),
+ * [open] readies one made for it instead.
  */
 public object PreforkJetty {
     /**
-     * Adds to [server] a [ServerConnector] opened on [socket], and readies [server] for
-     * prefork: its handler, whatever it is when the server starts, is wrapped in a
-     * [DrainHandler]; a graceful stop timeout ([Worker.drainTimeout]) unless one was set, and
-     * a stop on JVM shutdown; `Worker.ready()` once started; on SIGTERM, the connector stops
-     * accepting and the handler drains. Returns the connector.
+     * Adds to [server] a [ServerConnector] opened on [socket], readies [server] for prefork as
+     * [open] does, and stops it on JVM shutdown (Jetty's `stopAtShutdown`). Returns the
+     * connector.
      */
     @JvmStatic
     public fun connector(server: Server, socket: ServerSocketChannel): ServerConnector {
-        val connector = ServerConnector(server)
-        connector.open(socket)
+        val connector = open(ServerConnector(server), socket)
         server.addConnector(connector)
-        if (server.stopTimeout <= 0) server.stopTimeout = Worker.drainTimeout().toMillis()
         server.stopAtShutdown = true
+        return connector
+    }
+
+    /**
+     * Opens [connector] on [socket] and readies its server for prefork, without adding the
+     * connector to the server: for frameworks that add the connectors they are given, as
+     * Javalin's `cfg.jetty.addConnector((server, httpConfig) -> ...)` does. The server's
+     * handler, whatever it is when the server starts, is wrapped in a [DrainHandler]; a
+     * graceful stop timeout ([Worker.drainTimeout]) unless one was set; `Worker.ready()` once
+     * started; on SIGTERM, the connector stops accepting and the handler drains. Stopping the
+     * server on JVM shutdown is left to the framework (with Javalin, a shutdown hook calling
+     * `app.stop()`): a second stop at the same time would race it. Returns [connector].
+     */
+    @JvmStatic
+    public fun open(connector: ServerConnector, socket: ServerSocketChannel): ServerConnector {
+        val server = connector.server
+        connector.open(socket)
+        // What Jetty and the frameworks log as the connector's address, which it never binds.
+        (socket.localAddress as? InetSocketAddress)?.let { connector.host = it.hostString }
+        if (server.stopTimeout <= 0) server.stopTimeout = Worker.drainTimeout().toMillis()
         var drain: DrainHandler? = null
         server.addEventListener(object : LifeCycle.Listener {
             override fun lifeCycleStarting(event: LifeCycle) {
