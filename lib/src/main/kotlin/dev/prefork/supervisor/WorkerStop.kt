@@ -43,8 +43,18 @@ internal object WorkerStop {
     /** The handler SIGTERM had before ours: the JVM's, which exits through the shutdown hooks. */
     @Volatile private var previousHandler: SignalHandler? = null
 
+    /** Whether the SIGTERM's stop-accepting actions ran: one added since runs at once, on a thread of its own. Guarded by `this`. */
+    private var actionsRan = false
+
     fun onStopAccepting(action: Runnable) {
-        actions += action
+        synchronized(this) {
+            if (!actionsRan) {
+                actions += action
+                return
+            }
+        }
+        // Added by a server while or after the worker stopped (its first connection came just then): it still stops.
+        Thread({ run(action) }, "prefork-stop-accepting").start()
     }
 
     fun onDrained(action: Runnable) {
@@ -97,12 +107,21 @@ internal object WorkerStop {
             }
         }
         logger.info { "$who: SIGTERM, stopped accepting" }
-        for (action in actions) {
-            try {
-                action.run()
-            } catch (e: Exception) {
-                logger.warn(e) { "$who: a stop-accepting action failed" }
-            }
+        // Index by index, so that an action added by one that runs (a server's event loop, meanwhile) runs too, in turn.
+        var next = 0
+        while (true) {
+            val action = synchronized(this) {
+                if (next < actions.size) actions[next++] else null.also { actionsRan = true }
+            } ?: break
+            run(action)
+        }
+    }
+
+    private fun run(action: Runnable) {
+        try {
+            action.run()
+        } catch (e: Exception) {
+            logger.warn(e) { "${WorkerRuntime.describe()}: a stop-accepting action failed" }
         }
     }
 
