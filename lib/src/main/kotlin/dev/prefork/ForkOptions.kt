@@ -183,7 +183,9 @@ public class ForkOptions private constructor(builder: Builder) {
          * [TooManyRestartsException] after [n] rounds, not after the whole budget. A worker is ready
          * when it calls [Worker.ready] with [explicitReady] (the framework integrations do when
          * the application is), when `forkProcesses` returns in it otherwise; once one worker
-         * serves, the others' failed starts are crashes like any other. Default 3; 0: never.
+         * serves, the others' failed starts are crashes like any other. With a [backoff] the
+         * rule is off (a backoff asks to retry a start that fails, an outage at boot say, and
+         * [maxRestarts] alone decides). Default 3; 0: never.
          */
         public fun startFailureLimit(n: Int): Builder = apply {
             require(n >= 0) { "startFailureLimit < 0: $n" }

@@ -118,6 +118,8 @@ public data class RestartStep(
  * configuration): the policy gives up at once ([GiveUpReason.STARTS]) rather than spend the rest
  * of the budget on starts that fail the same way. An id that gets ready again counts from 0.
  * While one worker serves, the others' failed starts are ordinary crashes, under the budget.
+ * With a backoff the rule is off: a backoff asks to retry with time in between (a database that
+ * is down while the application starts, say), and the budget alone decides.
  *
  * Backoff: an id's k-th consecutive abnormal exit restarts after `min(initial * 2^(k-1), max)`.
  * A worker that ran at least [backoffMaxNanos] before failing counts as healthy, so that failure
@@ -135,7 +137,7 @@ public data class RestartStep(
  * @property restartWindowNanos the span the budget applies to, in nanoseconds; null: the lifetime.
  * @property backoffInitialNanos the delay before an id's first consecutive restart; 0: none.
  * @property backoffMaxNanos the delay the doubling stops at, and the run time after which a failure counts as a first again.
- * @property startFailureLimit failed starts in a row, of every alive id, after which the policy gives up; 0: never for that.
+ * @property startFailureLimit failed starts in a row, of every alive id, after which the policy gives up; 0: never for that (nor with a backoff).
  */
 public data class RestartPolicy @JvmOverloads constructor(
     @get:JvmName("maxRestarts") public val maxRestarts: Int,
@@ -189,7 +191,9 @@ public data class RestartPolicy @JvmOverloads constructor(
     /**
      * Decides what to do about worker [id] exiting, [clean]ly (status 0) or not (non-zero status or
      * a signal), after running [ranForNanos], at [nowNanos]; [ready]: whether it had said it was
-     * ready before it exited (false: a failed start, when the exit is abnormal).
+     * ready before it exited (false: a failed start, when the exit is abnormal). [ready] defaults
+     * to true, as a policy test written before it existed meant: such a test never sees
+     * [GiveUpReason.STARTS]; pass false to play starts that fail.
      *
      * @throws IllegalArgumentException if [id] is not alive in [state], or [ranForNanos] < 0.
      */
@@ -220,7 +224,7 @@ public data class RestartPolicy @JvmOverloads constructor(
         }
 
         val failedStarts = if (ready) startsOfOthers else startsOfOthers + (id to (state.failedStarts[id] ?: 0) + 1)
-        if (!ready && startFailureLimit > 0 && state.alive.all { (failedStarts[it] ?: 0) >= startFailureLimit }) {
+        if (!ready && startFailureLimit > 0 && backoffInitialNanos == 0L && state.alive.all { (failedStarts[it] ?: 0) >= startFailureLimit }) {
             return RestartStep(
                 RestartDecision.GiveUp,
                 state.copy(alive = alive, consecutiveFailures = failures, failedStarts = failedStarts, gaveUpReason = GiveUpReason.STARTS),

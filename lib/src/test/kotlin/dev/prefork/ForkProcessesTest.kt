@@ -10,6 +10,7 @@ import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContain
 import io.kotest.matchers.collections.shouldHaveSize
 import io.kotest.matchers.ints.shouldBeGreaterThan
+import io.kotest.matchers.ints.shouldBeInRange
 import io.kotest.matchers.ints.shouldBeLessThanOrEqual
 import io.kotest.matchers.longs.shouldBeGreaterThanOrEqual
 import io.kotest.matchers.shouldBe
@@ -73,9 +74,12 @@ class ForkProcessesTest : FunSpec({
             f.exitCode(60) shouldNotBe 0
             f.stderr() shouldContain "every worker failed its last 3 starts in a row"
             f.stderr() shouldContain "TooManyRestartsException: Too many child restarts, giving up: every worker failed"
-            val pids = Regex("worker \\d pid (\\d+)").findAll(f.stdout()).map { it.groupValues[1].toLong() }.toList()
-            pids.size shouldBe 6 // three starts of each, where maxRestarts (100) would allow 101
-            pids.forEach { ProcFs.alive(it) shouldBe false }
+            val starts = Regex("worker (\\d) pid (\\d+)").findAll(f.stdout()).map { it.groupValues[1].toInt() to it.groupValues[2].toLong() }.toList()
+            // Three starts of each, where maxRestarts (100) would allow 101; the id that got to three first may start a fourth
+            // time before the other's third failure arrives (it is stopped then).
+            starts.groupingBy { it.first }.eachCount().values.forEach { it shouldBeInRange 3..4 }
+            starts.size shouldBeInRange 6..7
+            starts.forEach { ProcFs.alive(it.second) shouldBe false }
         }
     }
 

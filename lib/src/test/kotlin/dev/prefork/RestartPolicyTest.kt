@@ -581,6 +581,19 @@ class RestartPolicyTest : FunSpec({
             "startFailureLimit < 0: -1"
     }
 
+    test("failed starts: with a backoff the budget alone decides, as it did before the rule") {
+        val policy = RestartPolicy(maxRestarts = 5, backoffInitialNanos = 10, backoffMaxNanos = 1_000, startFailureLimit = 1)
+        var s = policy.initial(1)
+        repeat(5) { i ->
+            val (d, next) = policy.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = i.toLong(), ready = false)
+            d.shouldBeInstanceOf<Restart>()
+            s = next
+        }
+        val (d, next) = policy.onExit(s, 0, clean = false, ranForNanos = 0, nowNanos = 9, ready = false)
+        d shouldBe GiveUp
+        next.gaveUpReason shouldBe GiveUpReason.RESTARTS
+    }
+
     test("property: the policy gives up for failed starts exactly when every alive id failed its last startFailureLimit starts") {
         var gaveUpForStarts = 0
         val withStarts = arbitrary {
@@ -606,7 +619,7 @@ class RestartPolicyTest : FunSpec({
                 val before = s
                 val (d, next) = policy.onExit(s, id, clean, ranForNanos = 0, nowNanos = ++now, ready = ready)
                 if (clean || ready) model.remove(id) else model.merge(id, 1, Int::plus)
-                val expectStarts = !clean && !ready && policy.startFailureLimit > 0 &&
+                val expectStarts = !clean && !ready && policy.startFailureLimit > 0 && policy.backoffInitialNanos == 0L &&
                     before.alive.all { (model[it] ?: 0) >= policy.startFailureLimit }
                 withClue("policy=$policy before=$before id=$id clean=$clean ready=$ready") {
                     (next.gaveUpReason == GiveUpReason.STARTS) shouldBe expectStarts
