@@ -2,6 +2,7 @@ package dev.prefork.spring
 
 import dev.prefork.Worker
 import dev.prefork.jetty.DrainHandler
+import org.eclipse.jetty.server.NetworkConnectionLimit
 import org.eclipse.jetty.server.Server
 import org.eclipse.jetty.server.ServerConnector
 import java.nio.channels.ServerSocketChannel
@@ -31,6 +32,8 @@ internal object JettyHook {
         val drain = server.handler?.let { DrainHandler(it) }
         if (drain != null) server.handler = drain
         Worker.onStopAccepting {
+            // A connection limit (server.jetty.max-connections) would let the acceptor accept again when a connection closes.
+            server.getBeans(NetworkConnectionLimit::class.java).forEach { it.stop() }
             connector.isAccepting = false
             drain?.drain(Worker.drainTimeout().toMillis())
         }

@@ -4,12 +4,14 @@ import dev.prefork.netty.PreforkNetty
 import io.netty.channel.Channel
 import io.netty.channel.EventLoopGroup
 import io.netty.channel.socket.ServerSocketChannel as NettyServerSocketChannel
+import org.slf4j.LoggerFactory
 import reactor.core.publisher.Mono
 import reactor.netty.NettyPipeline
 import reactor.netty.http.server.HttpServer
 import reactor.netty.resources.LoopResources
 import java.nio.channels.ServerSocketChannel
 import java.time.Duration
+import java.util.concurrent.atomic.AtomicBoolean
 
 /**
  * Reactor Netty (WebFlux) in a prefork worker. Reactor Netty makes its server channel through
@@ -32,6 +34,8 @@ internal object ReactorNettyHook {
                 .doOnChannelInit { _, channel, _ ->
                     if (channel.pipeline().get(NettyPipeline.HttpCodec) != null) {
                         channel.pipeline().addAfter(NettyPipeline.HttpCodec, "prefork-drain", PreforkNetty.httpDrainHandler())
+                    } else if (!http2Logged.getAndSet(true)) {
+                        logger.info("prefork: a connection without Reactor Netty's HTTP/1.1 codec (HTTP/2) is not drained; it ends when the server stops")
                     }
                 }
         }
@@ -41,8 +45,13 @@ internal object ReactorNettyHook {
                     "(Spring Boot ${SpringBoot.version()}) has no setResourceFactory, so Boot's own event loops would make a socket of their own",
                 "Report this Spring Boot version to prefork; meanwhile serve the application with Tomcat or Jetty.",
             )
-        setResourceFactory.invoke(factory, null)
+        ServerHook.invoke(setResourceFactory, factory, null)
     }
+
+    private val logger = LoggerFactory.getLogger(ReactorNettyHook::class.java)
+
+    /** Said once: a server with HTTP/2 has many such connections. */
+    private val http2Logged = AtomicBoolean()
 
     /** [delegate]'s NIO event loops, and one server channel: prefork-netty's, over [socket]. */
     private class SharedSocketLoops(socket: ServerSocketChannel, private val delegate: LoopResources) : LoopResources {

@@ -4,7 +4,9 @@ import dev.prefork.taskId
 import org.slf4j.LoggerFactory
 import org.springframework.boot.web.server.ConfigurableWebServerFactory
 import org.springframework.boot.web.server.WebServerFactoryCustomizer
+import org.springframework.core.env.Environment
 import java.lang.reflect.InvocationHandler
+import java.lang.reflect.InvocationTargetException
 import java.lang.reflect.Method
 import java.lang.reflect.Proxy
 import java.nio.channels.ServerSocketChannel
@@ -21,10 +23,19 @@ import java.nio.channels.ServerSocketChannel
  * port itself, and every worker but the first would fail with "Port already in use". Each
  * server's own classes are touched only in its hook, so the others need not be on the class path.
  */
-internal class ServerHook : WebServerFactoryCustomizer<ConfigurableWebServerFactory> {
+internal class ServerHook(private val environment: Environment) : WebServerFactoryCustomizer<ConfigurableWebServerFactory> {
     override fun customize(factory: ConfigurableWebServerFactory) {
         val id = taskId() ?: return
         val socket = SharedSocket.onFd0()
+        if (socket != null && managementPortIsOwn()) {
+            // Boot starts that server in a child context whose factory this customizer never sees: every worker would bind its port.
+            throw PreforkServerException(
+                "prefork worker $id serves one shared socket, but Spring Boot's management server has a port of its own " +
+                    "(management.server.port=${environment.getProperty("management.server.port")}), which every worker would bind",
+                "Serve Actuator on the application's port (leave management.server.port unset), " +
+                    "or turn the management server off in workers (management.server.port=-1).",
+            )
+        }
         if (socket == null) {
             logger.warn(
                 "prefork worker {}: fd 0 is not a listening socket, so {} binds a port of its own; " +
@@ -58,19 +69,22 @@ internal class ServerHook : WebServerFactoryCustomizer<ConfigurableWebServerFact
                 SERVERS_ACTION,
             )
         }
-        hooked = server
+        SharedSocket.hooked = server
         logger.debug("prefork worker {}: {} serves the shared socket {}", id, server, socket.localAddress)
+    }
+
+    /** Actuator's own answer (`ManagementPortType.get`, the same class in Boot 3.5 and 4): DIFFERENT when it runs a server of its own. */
+    private fun managementPortIsOwn(): Boolean = try {
+        val type = Class.forName(MANAGEMENT_PORT_TYPE, false, javaClass.classLoader)
+        type.getMethod("get", Environment::class.java).invoke(null, environment).toString() == "DIFFERENT"
+    } catch (e: ClassNotFoundException) {
+        false // no Actuator: management.server.port means nothing
     }
 
     internal companion object {
         private val logger = LoggerFactory.getLogger(ServerHook::class.java)
 
-        const val SERVERS_ACTION = "Serve the application with Tomcat (spring-boot-starter-web, or -webmvc on Spring Boot 4), " +
-            "Jetty (spring-boot-starter-jetty) or Reactor Netty (spring-boot-starter-webflux)."
-
-        /** The server that took the shared socket over in this JVM; null: none (yet). */
-        @Volatile
-        var hooked: String? = null
+        private const val MANAGEMENT_PORT_TYPE = "org.springframework.boot.actuate.autoconfigure.web.server.ManagementPortType"
 
         /** The factory's `name(X...)` where X is named [customizer], or null. */
         fun adder(factory: Any, name: String, customizer: String): Method? = factory.javaClass.methods.firstOrNull {
@@ -99,12 +113,27 @@ internal class ServerHook : WebServerFactoryCustomizer<ConfigurableWebServerFact
             }
             val array = java.lang.reflect.Array.newInstance(type, 1)
             java.lang.reflect.Array.set(array, 0, Proxy.newProxyInstance(type.classLoader, arrayOf(type), handler))
-            method.invoke(factory, array)
+            invoke(method, factory, array)
+        }
+
+        /** [method] on [target]: what it throws, rather than the InvocationTargetException around it. */
+        fun invoke(method: Method, target: Any, vararg args: Any?): Any? = try {
+            method.invoke(target, *args)
+        } catch (e: InvocationTargetException) {
+            throw e.cause ?: e
         }
     }
 }
 
-/** The shared listening socket that prefork put on this worker's fd 0 (`ForkOptions.inheritedChannel`), or null. */
+/**
+ * The shared listening socket that prefork put on this worker's fd 0 (`ForkOptions.inheritedChannel`),
+ * and which server took it over. No type of Spring Boot's web modules here: the ready listener
+ * reads it in applications that have none (Boot 4 keeps `WebServerFactoryCustomizer` in one).
+ */
 internal object SharedSocket {
+    /** The server that took the shared socket over in this JVM; null: none (yet). */
+    @Volatile
+    var hooked: String? = null
+
     fun onFd0(): ServerSocketChannel? = System.inheritedChannel() as? ServerSocketChannel
 }
