@@ -39,14 +39,14 @@ public object PreforkNetty {
     public fun serverChannelFactory(socket: ServerSocketChannel): ChannelFactory<ServerChannel> =
         if (EpollSupport.available) epollServerChannelFactory(socket) else nioServerChannelFactory(socket)
 
-    /** A `NioServerSocketChannel` over [socket], for event loops made with `NioIoHandler`. */
+    /** A `NioServerSocketChannel` over [socket], for NIO event loops (`NioIoHandler` on Netty 4.2, `NioEventLoopGroup` on 4.1). */
     @JvmStatic
     public fun nioServerChannelFactory(socket: ServerSocketChannel): ChannelFactory<ServerChannel> =
         AdoptedServerChannel.factory(socket) { NioServerSocketChannel(socket) }
 
     /**
-     * An `EpollServerSocketChannel` on [socket]'s file descriptor, for event loops made with
-     * `EpollIoHandler`. When the channel is made, Netty takes the descriptor over: [socket]
+     * An `EpollServerSocketChannel` on [socket]'s file descriptor, for epoll event loops
+     * (`EpollIoHandler` on Netty 4.2, `EpollEventLoopGroup` on 4.1). When the channel is made, Netty takes the descriptor over: [socket]
      * itself can no longer be used (closing it does nothing), and Netty closes the descriptor.
      * The shared socket is switched to non-blocking mode, which it is in every process sharing
      * it (a worker that loses the race for a connection must not block its event loop).

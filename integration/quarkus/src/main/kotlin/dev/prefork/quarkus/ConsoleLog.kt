@@ -21,11 +21,20 @@ internal object ConsoleLog {
     fun start() {
         // What Quarkus.run sets first: the JDK's log manager is chosen once, by the first handler made (ours below).
         System.setProperty("java.util.logging.manager", "org.jboss.logmanager.LogManager")
-        for (handler in LogContext.getLogContext().getLogger("").handlers) {
-            // Quarkus's QuarkusDelayedHandler, still queueing: no handler of its own yet
-            if (handler is ExtHandler && handler.javaClass.simpleName.endsWith("DelayedHandler") && handler.handlers.isEmpty()) {
+        val root = LogContext.getLogContext().getLogger("")
+        // Quarkus's QuarkusDelayedHandler, still queueing: no handler of its own yet
+        val delayed = root.handlers.filter { it is ExtHandler && it.javaClass.simpleName.endsWith("DelayedHandler") }
+        for (handler in delayed) {
+            if ((handler as ExtHandler).handlers.isEmpty()) {
                 handler.addHandler(ConsoleHandler(ConsoleHandler.Target.SYSTEM_OUT, PatternFormatter(FORMAT)).apply { level = Level.INFO })
             }
+        }
+        if (delayed.isEmpty()) {
+            // A Quarkus whose log manager works otherwise: say so once rather than leave the supervisor silent.
+            System.err.println(
+                "prefork-quarkus: no Quarkus delayed log handler on the root logger (handlers: ${root.handlers.joinToString { it.javaClass.name }}); " +
+                    "logToConsole() left logging as it is",
+            )
         }
     }
 }

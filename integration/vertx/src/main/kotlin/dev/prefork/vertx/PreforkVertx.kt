@@ -33,7 +33,10 @@ public object PreforkVertx {
      * [maxConnections], that server holds at most so many connections at once, and leaves the
      * next ones in the shared queue for a worker with room (`PreforkNetty.connectionLimit`).
      * Pass it to `Vertx.builder().withTransport(...)`. One socket per Vert.x instance; servers
-     * it listens with afterwards bind as usual.
+     * it listens with afterwards bind as usual. The first server must listen on the socket's
+     * port (or 0): a first `listen` on another port fails, naming both, and the socket is gone
+     * from this worker. `vertx.isNativeTransportEnabled()` says true even on NIO (Vert.x
+     * asks whether its transport is its own NIO one).
      *
      * @throws IllegalArgumentException when [base] is neither NIO nor epoll, or is not available,
      *   when [socket] is closed or not bound, or when [maxConnections] is not positive.

@@ -54,7 +54,7 @@ public class QuarkusSample {
                 })
                 .build());
         PreforkQuarkus.serve(socket);
-        System.out.println("[quarkus worker " + id + "] pid " + ProcessHandle.current().pid() + " serving http://127.0.0.1:" + port);
+        System.out.println("[quarkus worker " + id + "] pid " + ProcessHandle.current().pid() + " starting Quarkus on http://127.0.0.1:" + port);
         Quarkus.run(args);
     }
 
