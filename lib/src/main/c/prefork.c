@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
@@ -143,6 +144,12 @@ static jint p_wait4(JNIEnv *env, jobject self, jint pid, jlong status, jint opti
     return SAVED(wait4(pid, PTR(status), options, PTR(rusage)));
 }
 static jlong p_syscall(JNIEnv *env, jobject self, jlong number, jlong arg1, jlong arg2) { return SAVED(syscall(number, arg1, arg2)); }
+static jint p_getAffinity(JNIEnv *env, jobject self, jint pid, jlong size, jlong mask) {
+    return SAVED(sched_getaffinity((pid_t) pid, (size_t) size, PTR(mask)));
+}
+static jint p_setAffinity(JNIEnv *env, jobject self, jint pid, jlong size, jlong mask) {
+    return SAVED(sched_setaffinity((pid_t) pid, (size_t) size, PTR(mask)));
+}
 static jint p_poll(JNIEnv *env, jobject self, jlong fds, jlong count, jint timeout) { return SAVED(poll(PTR(fds), (nfds_t) count, timeout)); }
 
 static jint p_epollCreate1(JNIEnv *env, jobject self, jint flags) { return SAVED(epoll_create1(flags)); }
@@ -201,6 +208,8 @@ static const JNINativeMethod methods[] = {
     NATIVE("kill", "(II)I", p_kill),
     NATIVE("wait4", "(IJIJ)I", p_wait4),
     NATIVE("syscall", "(JJJ)J", p_syscall),
+    NATIVE("sched_getaffinity", "(IJJ)I", p_getAffinity),
+    NATIVE("sched_setaffinity", "(IJJ)I", p_setAffinity),
     NATIVE("poll", "(JJI)I", p_poll),
     NATIVE("epoll_create1", "(I)I", p_epollCreate1),
     NATIVE("epoll_ctl", "(IIIJ)I", p_epollCtl),

@@ -60,6 +60,14 @@ public class ForkOptions private constructor(builder: Builder) {
     @get:JvmName("drainTimeout")
     public val drainTimeout: Duration = builder.drainTimeout
 
+    /** Whether each worker's JVM is told its share of the CPUs (see [Builder.cpuShare]). */
+    @get:JvmName("cpuShare")
+    public val cpuShare: Boolean = builder.cpuShare
+
+    /** Whether each worker runs only on CPUs of its own (see [Builder.pinWorkers]). */
+    @get:JvmName("pinWorkers")
+    public val pinWorkers: Boolean = builder.pinWorkers
+
     /** Extra worker JVMs kept started and waiting, unassigned, to take over from a worker that exits. */
     @get:JvmName("spareWorkers")
     public val spareWorkers: Int = builder.spareWorkers
@@ -107,6 +115,8 @@ public class ForkOptions private constructor(builder: Builder) {
         it.explicitReady = explicitReady
         it.readyTimeout = readyTimeout
         it.drainTimeout = drainTimeout
+        it.cpuShare = cpuShare
+        it.pinWorkers = pinWorkers
         it.spareWorkers = spareWorkers
         it.startupArchive = startupArchive
         it.startupArchiveDirectory = startupArchiveDirectory
@@ -136,6 +146,8 @@ public class ForkOptions private constructor(builder: Builder) {
         internal var explicitReady = false
         internal var readyTimeout: Duration = Duration.ofSeconds(60)
         internal var drainTimeout: Duration = Duration.ofSeconds(10)
+        internal var cpuShare = true
+        internal var pinWorkers = true
         internal var spareWorkers = 0
         internal var startupArchive = true
         internal var startupArchiveDirectory: Path? = null
@@ -255,6 +267,34 @@ public class ForkOptions private constructor(builder: Builder) {
             require(!timeout.isNegative) { "drainTimeout < 0: $timeout" }
             drainTimeout = timeout
         }
+
+        /**
+         * Whether each worker's JVM is sized for its share of the CPUs (default true): started
+         * with `-XX:ActiveProcessorCount=k`, where k is the supervisor's own processor count
+         * (`Runtime.availableProcessors()`: its CPU affinity and its cgroup's quota included)
+         * divided among the workers, at least 1. A JVM sizes its JIT and GC threads, the common
+         * ForkJoin pool and the servers' event loops and selectors by that count; N workers that
+         * each see every CPU run N times the threads the machine has cores for. Not added when
+         * the worker's command already sets the flag (on its command line, or in
+         * `JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS` or `_JAVA_OPTIONS`), nor to a [workerCommand]
+         * that is not a `java` launcher. A worker keeps its count until it is replaced: after
+         * SIGTTIN or SIGTTOU the new count reaches the others at their next (rolling) restart.
+         * Spares and the start-up archive's training run get the smallest share.
+         */
+        public fun cpuShare(enabled: Boolean): Builder = apply { cpuShare = enabled }
+
+        /**
+         * Whether each worker runs only on CPUs of its own (default true), as nginx's
+         * `worker_cpu_affinity auto` places its workers: the CPUs the supervisor may run on are
+         * cut into one contiguous slice per worker (with more workers than CPUs, one CPU each,
+         * shared in turn), and worker `id` moves to slice `id` once it is ready, every thread
+         * of it (Linux `sched_setaffinity`; threads it makes later inherit it). Its start-up
+         * had every CPU; from then on its threads stay on caches of their own and off the other
+         * workers' cores. A spare runs anywhere until it took over an id and is ready; SIGTTIN
+         * and SIGTTOU move every worker to its new slice. Turn it off where the workers share
+         * their CPUs with other busy processes, which pinning keeps them from escaping.
+         */
+        public fun pinWorkers(enabled: Boolean): Builder = apply { pinWorkers = enabled }
 
         /**
          * Keeps [count] spare worker JVMs (default 0) that have run `main` up to

@@ -105,6 +105,8 @@ internal class JffiPosix : Posix {
     private val wait4 = Function("wait4", 4)
     private val syscall = Function("syscall", 3)
     private val poll = Function("poll", 3)
+    private val getAffinity = Function("sched_getaffinity", 3)
+    private val setAffinity = Function("sched_setaffinity", 3)
 
     private val epollCreate1 = Function("epoll_create1", 1)
     private val epollCtl = Function("epoll_ctl", 4)
@@ -169,6 +171,8 @@ internal class JffiPosix : Posix {
         wait4.call(pid.toLong(), status, options.toLong(), rusage).toInt()
     override fun syscall(number: Long, arg1: Long, arg2: Long): Long = syscall.call(number, arg1, arg2)
     override fun poll(fds: Long, count: Long, timeoutMillis: Int): Int = poll.call(fds, count, timeoutMillis.toLong()).toInt()
+    override fun sched_getaffinity(tid: Int, size: Long, mask: Long): Int = getAffinity.call(tid.toLong(), size, mask).toInt()
+    override fun sched_setaffinity(tid: Int, size: Long, mask: Long): Int = setAffinity.call(tid.toLong(), size, mask).toInt()
 
     override fun epoll_create1(flags: Int): Int = epollCreate1.call(flags.toLong()).toInt()
     override fun epoll_ctl(epfd: Int, op: Int, fd: Int, event: Long): Int =

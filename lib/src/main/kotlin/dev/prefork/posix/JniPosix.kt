@@ -100,6 +100,8 @@ internal class JniPosix private constructor() : Posix {
     override external fun wait4(pid: Int, status: Long, options: Int, rusage: Long): Int
     override external fun syscall(number: Long, arg1: Long, arg2: Long): Long
     override external fun poll(fds: Long, count: Long, timeoutMillis: Int): Int
+    override external fun sched_getaffinity(tid: Int, size: Long, mask: Long): Int
+    override external fun sched_setaffinity(tid: Int, size: Long, mask: Long): Int
 
     override external fun epoll_create1(flags: Int): Int
     override external fun epoll_ctl(epfd: Int, op: Int, fd: Int, event: Long): Int

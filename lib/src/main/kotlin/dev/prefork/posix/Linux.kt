@@ -49,6 +49,7 @@ internal object Linux {
     const val ENOSYS = 38
     const val ESRCH = 3
     const val EPIPE = 32
+    const val EINVAL = 22
 
     const val SYS_PIDFD_OPEN = 434L
 

@@ -81,6 +81,10 @@ internal interface Posix {
     fun syscall(number: Long, arg1: Long, arg2: Long): Long
     fun poll(fds: Long, count: Long, timeoutMillis: Int): Int
 
+    /** The CPUs thread [tid] (0: the calling one) may run on, as a `cpu_set_t` of [size] bytes at [mask]; 0 or -1. */
+    fun sched_getaffinity(tid: Int, size: Long, mask: Long): Int
+    fun sched_setaffinity(tid: Int, size: Long, mask: Long): Int
+
     fun epoll_create1(flags: Int): Int
     fun epoll_ctl(epfd: Int, op: Int, fd: Int, event: Long): Int
     fun epoll_wait(epfd: Int, events: Long, maxEvents: Int, timeoutMillis: Int): Int

@@ -103,6 +103,9 @@ internal class Supervisor(
         else -> StartupArchive.of(command, options.startupArchiveDirectory)
     }
 
+    /** Each worker's share of the CPUs ([ForkOptions.cpuShare], [ForkOptions.pinWorkers]); null: none to give. */
+    private val cpus: WorkerCpus? = WorkerCpus.of(options, command, System.getenv())
+
     /** The JVM whose exit writes [archive], while it runs. */
     private var trainer: Child? = null
     private var stopping = false
@@ -244,6 +247,7 @@ internal class Supervisor(
             val previousHandlers = installSignalHandlers()
             running = this@Supervisor
             logger.info { "Starting $count processes" }
+            cpus?.let { logger.info { it.describe(count) } }
             notify("STATUS=starting $count workers")
             if (ownPid == 1L) scope.launch { OrphanReaper.run() }
             systemd?.watchdogMillis?.let { every ->
@@ -492,7 +496,7 @@ internal class Supervisor(
     }
 
     private fun start(id: Int): Child {
-        val process = spawn(mapOf(WorkerEnvironment.TASK_ID to id.toString()), assignFd = null)
+        val process = spawn(mapOf(WorkerEnvironment.TASK_ID to id.toString()), assignFd = null, id = id)
         val worker = Child(id, process, System.nanoTime())
         worker.ageLimitNanos = ageLimit()
         current[id] = worker
@@ -593,7 +597,8 @@ internal class Supervisor(
      * Starts a worker JVM with this supervisor's environment plus [variables]; [assignFd] is a
      * spare's assignment pipe; [training] makes it the start-up archive's training run.
      */
-    private fun spawn(variables: Map<String, String>, assignFd: Int?, training: Boolean = false): Subprocess {
+    /** Starts worker [id], or a spare or the training run ([id] null). */
+    private fun spawn(variables: Map<String, String>, assignFd: Int?, training: Boolean = false, id: Int? = null): Subprocess {
         // Only the service's main process speaks systemd's protocols: its workers neither notify nor look for activated sockets.
         val environment = inheritedEnvironment(dropping = SystemdNotify.VARIABLES) + variables + mapOf(
             WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
@@ -607,11 +612,14 @@ internal class Supervisor(
         )
         // A process group of its own: a terminal's Ctrl-C reaches only the supervisor, which then stops the workers in order.
         val archive = archive
-        val line = when {
+        val archived = when {
             archive == null -> command
             training -> archive.trainerCommand(command)
             else -> archive.workerCommand(command)
         }
+        // During SIGTTIN, worker [id] = count is started before the count grows.
+        val workers = maxOf(count, (id ?: 0) + 1)
+        val line = cpus?.command(archived, id, workers) ?: archived
         val builder = Subprocess.builder(line).env(environment).newProcessGroup().passFd(watchPipe[0]).readPipe()
         parentSocketFds.forEach { builder.passFd(it) }
         assignFd?.let { builder.passFd(it) } // after the sockets: fd 5 + their number
@@ -639,6 +647,8 @@ internal class Supervisor(
                         if (worker.id == SPARE) options.listener?.onEvent(WorkerEvent.SpareReady(process.pid))
                     } else if (line.contentEquals(READY_LINE) && !worker.serving) {
                         worker.serving = true
+                        // Started anywhere, so that its start-up had every CPU; it serves on its own from now on.
+                        cpus?.move(process.pid, worker.id, maxOf(count, worker.id + 1))
                         worker.ready.complete(true)
                         notify(status())
                         logger.debug { "child ${worker.id} (pid ${process.pid}) ready" }
@@ -995,6 +1005,7 @@ internal class Supervisor(
         }
         count++
         logger.info { "SIGTTIN: child $id (pid ${worker.pid}) added, $count workers" }
+        moveToNewShares()
         options.listener?.onEvent(WorkerEvent.Added(id, worker.pid))
         notify(status())
         return policy.onAdded(state, id)
@@ -1021,9 +1032,16 @@ internal class Supervisor(
             }
             scope.launch { stop(leavingNow) }
         }
+        moveToNewShares()
         notify(status())
         // A worker that retired (exited 0) is no longer alive: there is nothing to take out of the policy's books.
         return if (id in state.alive) policy.onRemoved(state, id) else state
+    }
+
+    /** After a resize: every worker to its slice of the CPUs for the new count (its processor count changes when it is next replaced). */
+    private fun moveToNewShares() {
+        val cpus = cpus ?: return
+        current.forEach { (id, worker) -> if (worker.id == id) cpus.move(worker.pid, id, count) }
     }
 
     /** From code in this process ([dev.prefork.addWorker], [dev.prefork.removeWorker]): the same as the signals. */

@@ -2,6 +2,7 @@ package dev.prefork.posix
 
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
+import io.kotest.matchers.ints.shouldBeGreaterThan
 import io.kotest.matchers.shouldBe
 import io.kotest.matchers.string.shouldStartWith
 
@@ -102,5 +103,30 @@ class NativeBindingTest : FunSpec({
             Fds.closeQuietly(opened.master)
         }
         shouldThrow<ErrnoException> { Pty.setWindowSize(opened.master, 80, 24) }.message shouldStartWith "ioctl(TIOCSWINSZ) fd ${opened.master}: error=9 (EBADF)"
+    }
+
+    test("CPU affinity: a thread's set read and narrowed, a running process placed; a CPU that does not exist is refused with the thread named") {
+        val own = Affinity.of()
+        own.size shouldBeGreaterThan 0
+        val last = intArrayOf(own.last())
+        var narrowed = emptyList<Int>()
+        kotlin.concurrent.thread {
+            Affinity.set(0, last)
+            narrowed = Affinity.of().toList()
+        }.join()
+        narrowed shouldBe last.toList()
+        // A running process, every thread of it; and this thread keeps its own set.
+        val sleeper = ProcessBuilder("sleep", "30").start()
+        try {
+            Affinity.pin(sleeper.pid(), last) shouldBe true
+            Affinity.of(sleeper.pid().toInt()).toList() shouldBe last.toList()
+            Affinity.of().toList() shouldBe own.toList()
+        } finally {
+            sleeper.destroyForcibly().waitFor()
+        }
+        Affinity.pin(sleeper.pid(), own) shouldBe false // gone
+        val refused = shouldThrow<ErrnoException> { Affinity.set(0, intArrayOf(100_000)) }
+        refused.message shouldBe "sched_setaffinity of thread 0 to CPUs 100000: error=22 (EINVAL), Invalid argument"
+        Affinity.of().toList() shouldBe own.toList()
     }
 })

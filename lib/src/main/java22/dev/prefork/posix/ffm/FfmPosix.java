@@ -444,6 +444,24 @@ public final class FfmPosix implements Posix {
     }
 
     @Override
+    public int sched_getaffinity(int tid, long size, long mask) {
+        try {
+            return (int) (long) H_sched_getaffinity.H.invokeExact(errnoState(), (long) tid, size, mask, 0L, 0L, 0L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    @Override
+    public int sched_setaffinity(int tid, long size, long mask) {
+        try {
+            return (int) (long) H_sched_setaffinity.H.invokeExact(errnoState(), (long) tid, size, mask, 0L, 0L, 0L);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    @Override
     public int epoll_create1(int flags) {
         try {
             return (int) (long) H_epoll_create1.H.invokeExact(errnoState(), (long) flags, 0L, 0L, 0L, 0L, 0L);
@@ -628,6 +646,14 @@ public final class FfmPosix implements Posix {
 
     private static final class H_poll {
         static final MethodHandle H = bind("poll");
+    }
+
+    private static final class H_sched_getaffinity {
+        static final MethodHandle H = bind("sched_getaffinity");
+    }
+
+    private static final class H_sched_setaffinity {
+        static final MethodHandle H = bind("sched_setaffinity");
     }
 
     private static final class H_epoll_create1 {

@@ -68,6 +68,8 @@ public final class JettySample {
                 .explicitReady(true) // ready once Jetty has started, below
                 .spareWorkers(options.spares)
                 .startupArchive(!options.noArchive)
+                .cpuShare(!options.noCpuShare)
+                .pinWorkers(!options.noPin)
                 .listener(event -> {
                     if (event instanceof WorkerEvent.Started) {
                         System.out.println("[supervisor] jetty worker " + event.id() + " started, pid " + event.pid());
@@ -160,16 +162,19 @@ public final class JettySample {
     }
 
     /**
-     * {@code --port=P --workers=N [--threads=T] [--spares=K] [--no-archive] [--no-fork]}; threads
-     * 0: the server's default; spares: {@code ForkOptions.spareWorkers}; no-archive: no start-up archive.
+     * {@code --port=P --workers=N [--threads=T] [--spares=K] [--no-archive] [--no-cpu-share] [--no-pin] [--no-fork]}; threads
+     * 0: the server's default; spares: {@code ForkOptions.spareWorkers}; no-archive: no start-up archive;
+     * no-cpu-share, no-pin: {@code ForkOptions.cpuShare(false)}, {@code pinWorkers(false)}.
      */
-    private record Options(int port, int workers, int threads, int spares, boolean noArchive, boolean noFork) {
+    private record Options(int port, int workers, int threads, int spares, boolean noArchive, boolean noCpuShare, boolean noPin, boolean noFork) {
         static Options parse(String[] args) {
             int port = 8083;
             int workers = Prefork.cpuCount();
             int threads = 0;
             int spares = 0;
             boolean noArchive = false;
+            boolean noCpuShare = false;
+            boolean noPin = false;
             boolean noFork = false;
             try {
                 for (String arg : args) {
@@ -183,6 +188,10 @@ public final class JettySample {
                         spares = Integer.parseInt(arg.substring("--spares=".length()));
                     } else if (arg.equals("--no-archive")) {
                         noArchive = true;
+                    } else if (arg.equals("--no-cpu-share")) {
+                        noCpuShare = true;
+                    } else if (arg.equals("--no-pin")) {
+                        noPin = true;
                     } else if (arg.equals("--no-fork")) {
                         noFork = true;
                     } else {
@@ -191,10 +200,10 @@ public final class JettySample {
                 }
             } catch (IllegalArgumentException e) { // NumberFormatException too
                 System.err.println(e.getMessage());
-                System.err.println("usage: java -jar prefork-jetty-sample.jar [--port=P] [--workers=N] [--threads=T] [--spares=K] [--no-archive] [--no-fork]");
+                System.err.println("usage: java -jar prefork-jetty-sample.jar [--port=P] [--workers=N] [--threads=T] [--spares=K] [--no-archive] [--no-cpu-share] [--no-pin] [--no-fork]");
                 System.exit(2);
             }
-            return new Options(port, workers, threads, spares, noArchive, noFork);
+            return new Options(port, workers, threads, spares, noArchive, noCpuShare, noPin, noFork);
         }
     }
 }

@@ -62,6 +62,8 @@ fun main(args: Array<String>) {
         .explicitReady(true) // ready when Netty's bind completes (prefork-netty says it)
         .spareWorkers(options.spares)
         .startupArchive(!options.noArchive)
+        .cpuShare(!options.noCpuShare)
+        .pinWorkers(!options.noPin)
         .listener {
             when (it) {
                 is WorkerEvent.Started -> println("[supervisor] ktor worker ${it.id} started, pid ${it.pid}")
@@ -131,10 +133,11 @@ private const val DEFAULT_ROUNDS = 200_000
 private const val MAX_ROUNDS = 20_000_000
 
 /**
- * `--port=P --workers=N [--threads=T] [--spares=K] [--no-archive] [--no-fork]`; threads 0: Ktor's
- * default; spares: `ForkOptions.spareWorkers`; no-archive: no start-up archive.
+ * `--port=P --workers=N [--threads=T] [--spares=K] [--no-archive] [--no-cpu-share] [--no-pin] [--no-fork]`; threads 0: Ktor's
+ * default; spares: `ForkOptions.spareWorkers`; no-archive: no start-up archive;
+ * no-cpu-share, no-pin: `ForkOptions.cpuShare(false)`, `pinWorkers(false)`.
  */
-private class Options(val port: Int, val workers: Int, val threads: Int, val spares: Int, val noArchive: Boolean, val noFork: Boolean) {
+private class Options(val port: Int, val workers: Int, val threads: Int, val spares: Int, val noArchive: Boolean, val noCpuShare: Boolean, val noPin: Boolean, val noFork: Boolean) {
     companion object {
         fun parse(args: Array<String>): Options {
             var port = 8082
@@ -142,6 +145,8 @@ private class Options(val port: Int, val workers: Int, val threads: Int, val spa
             var threads = 0
             var spares = 0
             var noArchive = false
+            var noCpuShare = false
+            var noPin = false
             var noFork = false
             for (arg in args) {
                 when {
@@ -150,16 +155,18 @@ private class Options(val port: Int, val workers: Int, val threads: Int, val spa
                     arg.startsWith("--threads=") -> threads = arg.substringAfter('=').toIntOrNull() ?: usage("bad thread count: $arg")
                     arg.startsWith("--spares=") -> spares = arg.substringAfter('=').toIntOrNull() ?: usage("bad spare count: $arg")
                     arg == "--no-archive" -> noArchive = true
+                    arg == "--no-cpu-share" -> noCpuShare = true
+                    arg == "--no-pin" -> noPin = true
                     arg == "--no-fork" -> noFork = true
                     else -> usage("unknown argument: $arg")
                 }
             }
-            return Options(port, workers, threads, spares, noArchive, noFork)
+            return Options(port, workers, threads, spares, noArchive, noCpuShare, noPin, noFork)
         }
 
         private fun usage(problem: String): Nothing {
             System.err.println(problem)
-            System.err.println("usage: java -jar prefork-ktor-sample.jar [--port=P] [--workers=N] [--threads=T] [--spares=K] [--no-archive] [--no-fork]")
+            System.err.println("usage: java -jar prefork-ktor-sample.jar [--port=P] [--workers=N] [--threads=T] [--spares=K] [--no-archive] [--no-cpu-share] [--no-pin] [--no-fork]")
             exitProcess(2)
         }
     }

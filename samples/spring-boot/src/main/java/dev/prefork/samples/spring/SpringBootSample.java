@@ -60,6 +60,8 @@ public class SpringBootSample {
                     .explicitReady(true) // ready when the application is, not when the JVM is
                     .spareWorkers(options.spares)
                     .startupArchive(!options.noArchive)
+                    .cpuShare(!options.noCpuShare)
+                    .pinWorkers(!options.noPin)
                     .listener(event -> {
                         if (event instanceof WorkerEvent.Started) {
                             System.out.println("[supervisor] spring worker " + event.id() + " started, pid " + event.pid());
@@ -117,16 +119,19 @@ public class SpringBootSample {
     }
 
     /**
-     * {@code --port=P --workers=N [--threads=T] [--spares=K] [--no-archive] [--no-fork]}; threads
-     * 0: the server's default; spares: {@code ForkOptions.spareWorkers}; no-archive: no start-up archive.
+     * {@code --port=P --workers=N [--threads=T] [--spares=K] [--no-archive] [--no-cpu-share] [--no-pin] [--no-fork]}; threads
+     * 0: the server's default; spares: {@code ForkOptions.spareWorkers}; no-archive: no start-up archive;
+     * no-cpu-share, no-pin: {@code ForkOptions.cpuShare(false)}, {@code pinWorkers(false)}.
      */
-    private record Options(int port, int workers, int threads, int spares, boolean noArchive, boolean noFork) {
+    private record Options(int port, int workers, int threads, int spares, boolean noArchive, boolean noCpuShare, boolean noPin, boolean noFork) {
         static Options parse(String[] args) {
             int port = 8081;
             int workers = Prefork.cpuCount();
             int threads = 0;
             int spares = 0;
             boolean noArchive = false;
+            boolean noCpuShare = false;
+            boolean noPin = false;
             boolean noFork = false;
             try {
                 for (String arg : args) {
@@ -140,6 +145,10 @@ public class SpringBootSample {
                         spares = Integer.parseInt(arg.substring("--spares=".length()));
                     } else if (arg.equals("--no-archive")) {
                         noArchive = true;
+                    } else if (arg.equals("--no-cpu-share")) {
+                        noCpuShare = true;
+                    } else if (arg.equals("--no-pin")) {
+                        noPin = true;
                     } else if (arg.equals("--no-fork")) {
                         noFork = true;
                     } else {
@@ -148,10 +157,10 @@ public class SpringBootSample {
                 }
             } catch (IllegalArgumentException e) { // NumberFormatException too
                 System.err.println(e.getMessage());
-                System.err.println("usage: java -jar prefork-spring-boot-sample.jar [--port=P] [--workers=N] [--threads=T] [--spares=K] [--no-archive] [--no-fork]");
+                System.err.println("usage: java -jar prefork-spring-boot-sample.jar [--port=P] [--workers=N] [--threads=T] [--spares=K] [--no-archive] [--no-cpu-share] [--no-pin] [--no-fork]");
                 System.exit(2);
             }
-            return new Options(port, workers, threads, spares, noArchive, noFork);
+            return new Options(port, workers, threads, spares, noArchive, noCpuShare, noPin, noFork);
         }
     }
 }
