@@ -28,6 +28,8 @@ internal class Settings(
     val killSeconds: Double = System.getProperty("bench.killSeconds", "10").toDouble(),
     /** frameworks-scaling: the handler's CPU time per request; a framework's own per-request work must not dominate it. */
     val frameworkWorkMillis: Double = System.getProperty("bench.frameworkWorkMillis", "10").toDouble(),
+    /** frameworks-throughput: each server's warm-up per load before the rounds, seconds. */
+    val frameworkWarmSeconds: Double = System.getProperty("bench.frameworkWarmSeconds", "15").toDouble(),
     /** frameworks-restart: measured kills per framework sample (each one a framework start-up). */
     val frameworkKills: Int = Integer.getInteger("bench.frameworkKills", 5),
     /** Extra JVM flags for the fork server's supervisor and workers (and the start-up reference), space-separated. */
@@ -37,14 +39,14 @@ internal class Settings(
 
     override fun toString(): String =
         "warmups=$warmups rounds=$rounds spawns=$spawns pipeBytes=$pipeBytes children=$children kills=$kills " +
-            "clients=$clients workMillis=$workMillis loadSeconds=$loadSeconds killSeconds=$killSeconds frameworkKills=$frameworkKills frameworkWorkMillis=$frameworkWorkMillis" +
+            "clients=$clients workMillis=$workMillis loadSeconds=$loadSeconds killSeconds=$killSeconds frameworkKills=$frameworkKills frameworkWorkMillis=$frameworkWorkMillis frameworkWarmSeconds=$frameworkWarmSeconds" +
             if (serverJvmArgs.isEmpty()) "" else " serverJvmArgs=\"${serverJvmArgs.joinToString(" ")}\""
 }
 
 private val benchmarks: List<Benchmark> =
     listOf(
         SpawnBenchmark, PipeBenchmark, PipelineBenchmark, ThreadsBenchmark, RestartBenchmark, ScalingBenchmark, KillLoadBenchmark,
-        FrameworkRestartBenchmark, FrameworkScalingBenchmark, StartupBenchmark, ColdStartBenchmark,
+        FrameworkRestartBenchmark, FrameworkScalingBenchmark, FrameworkThroughputBenchmark, StartupBenchmark, ColdStartBenchmark,
     )
 
 /** Runs every benchmark, or those named on the command line, in the order given. */

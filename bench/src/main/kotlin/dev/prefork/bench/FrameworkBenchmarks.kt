@@ -6,7 +6,7 @@ import java.util.concurrent.TimeUnit
 /** The framework samples these benchmarks run, when their jars were built. */
 private val SAMPLES = listOf("spring-boot", "ktor", "jetty").map { SampleJvm.Sample(it) }
 
-private fun built(): List<SampleJvm.Sample> {
+internal fun builtSamples(): List<SampleJvm.Sample> {
     SAMPLES.filter { !it.exists }.forEach { println("  ${it.name}: skipped, no ${it.jar} (build it: mvn -B -q install -DskipTests)") }
     return SAMPLES.filter { it.exists }
 }
@@ -26,7 +26,7 @@ internal object FrameworkRestartBenchmark : Benchmark {
 
     override fun run(settings: Settings) {
         println("  1 worker; ${settings.frameworkKills} kills after 1 warm-up, taking turns with a --no-fork start of the same jar")
-        for (sample in built()) {
+        for (sample in builtSamples()) {
             SampleJvm(sample, listOf("--port=0", "--workers=1"), settings.serverJvmArgs).use { server ->
                 val port = server.awaitPort()
                 var pid = server.awaitAnswer(port)
@@ -88,14 +88,14 @@ internal object FrameworkScalingBenchmark : Benchmark {
     private const val TARGET = 1.7
 
     override fun run(settings: Settings) {
-        val wrk = listOf("/usr/bin/wrk", "/usr/local/bin/wrk").firstOrNull { File(it).canExecute() }
+        val wrk = WRK.firstOrNull { File(it).canExecute() }
         if (wrk == null) {
             println("  skipped: wrk is not installed (Debian: apt-get install wrk)")
             return
         }
         val n = calibrateHashWork(settings.frameworkWorkMillis)
         println("  /cpu?n=$n (${settings.frameworkWorkMillis} ms in this JVM); wrk -t2 -c8 -H 'Connection: close', ${settings.loadSeconds} s per round; ${settings.warmups} warm-ups, ${settings.rounds} rounds")
-        for (sample in built()) {
+        for (sample in builtSamples()) {
             println("  ${sample.name}:")
             val oneThread = compare(sample, listOf("--threads=1"), wrk, n, settings)
             ratio("${sample.name} rps(2)/rps(1), 1 request thread per worker", oneThread, TARGET, lowerIsBetter = false)

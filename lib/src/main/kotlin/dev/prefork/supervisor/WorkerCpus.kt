@@ -106,6 +106,9 @@ internal class WorkerCpus(
         } catch (e: ErrnoException) {
             logger.warn { "workers are not pinned: ${e.message}" }
             null
+        } catch (e: UnsatisfiedLinkError) {
+            logger.warn { "workers are not pinned: this C library has no sched_getaffinity (${e.message})" }
+            null
         }
 
         /** "0-3,8" for CPUs 0, 1, 2, 3 and 8, as `taskset` and `/proc/<pid>/status` write them. */
