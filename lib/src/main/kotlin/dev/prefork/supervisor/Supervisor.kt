@@ -103,8 +103,11 @@ internal class Supervisor(
         else -> StartupArchive.of(command, options.startupArchiveDirectory)
     }
 
-    /** Each worker's share of the CPUs ([ForkOptions.cpuShare], [ForkOptions.pinWorkers]); null: none to give. */
-    private val cpus: WorkerCpus? = WorkerCpus.of(options, command, System.getenv())
+    /**
+     * Each worker's share of the CPUs ([ForkOptions.cpuShare], [ForkOptions.pinWorkers]); null:
+     * none to give. Made when the supervisor runs: reading this process's CPUs loads the C binding.
+     */
+    private val cpus: WorkerCpus? by lazy { WorkerCpus.of(options, command, System.getenv()) }
 
     /** The JVM whose exit writes [archive], while it runs. */
     private var trainer: Child? = null
@@ -595,9 +598,9 @@ internal class Supervisor(
 
     /**
      * Starts a worker JVM with this supervisor's environment plus [variables]; [assignFd] is a
-     * spare's assignment pipe; [training] makes it the start-up archive's training run.
+     * spare's assignment pipe; [training] makes it the start-up archive's training run; [id]
+     * is the worker's id, null for a spare or the training run.
      */
-    /** Starts worker [id], or a spare or the training run ([id] null). */
     private fun spawn(variables: Map<String, String>, assignFd: Int?, training: Boolean = false, id: Int? = null): Subprocess {
         // Only the service's main process speaks systemd's protocols: its workers neither notify nor look for activated sockets.
         val environment = inheritedEnvironment(dropping = SystemdNotify.VARIABLES) + variables + mapOf(
