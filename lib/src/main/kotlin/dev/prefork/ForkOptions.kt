@@ -406,7 +406,7 @@ public class ForkOptions private constructor(builder: Builder) {
         "ForkOptions(numProcesses=$numProcesses, maxRestarts=$maxRestarts, restartWindow=$restartWindow, startFailureLimit=$startFailureLimit, " +
             "backoff=$backoffInitial..$backoffMax, gracefulTimeout=$gracefulTimeout, workerCommand=$workerCommand, " +
             "inheritedChannel=$inheritedChannel, explicitReady=$explicitReady, readyTimeout=$readyTimeout, drainTimeout=$drainTimeout, " +
-            "spareWorkers=$spareWorkers, startupArchive=$startupArchive, startupArchiveDirectory=$startupArchiveDirectory, statusFile=$statusFile, " +
+            "cpuShare=$cpuShare, pinWorkers=$pinWorkers, spareWorkers=$spareWorkers, startupArchive=$startupArchive, startupArchiveDirectory=$startupArchiveDirectory, statusFile=$statusFile, " +
             "workerTimeout=$workerTimeout, maxWorkerRss=$maxWorkerRss, maxWorkerAge=$maxWorkerAge+$maxWorkerAgeJitter)"
 
     /** Where options come from: [builder] (Java: `ForkOptions.builder()`, a static method). */

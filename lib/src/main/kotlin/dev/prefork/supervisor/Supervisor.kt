@@ -1041,10 +1041,17 @@ internal class Supervisor(
         return if (id in state.alive) policy.onRemoved(state, id) else state
     }
 
-    /** After a resize: every worker to its slice of the CPUs for the new count (its processor count changes when it is next replaced). */
+    /**
+     * After a resize: every serving worker to its slice of the CPUs for the new count (its
+     * processor count changes when it is next replaced). Mid rolling restart that is the old
+     * worker of an id; one not ready yet moves when it is, its start-up on every CPU.
+     */
     private fun moveToNewShares() {
         val cpus = cpus ?: return
-        current.forEach { (id, worker) -> if (worker.id == id) cpus.move(worker.pid, id, count) }
+        current.forEach { (id, worker) ->
+            val serving = if (worker.serving) worker else worker.replacing?.takeIf { it.serving }
+            serving?.let { cpus.move(it.pid, id, count) }
+        }
     }
 
     /** From code in this process ([dev.prefork.addWorker], [dev.prefork.removeWorker]): the same as the signals. */

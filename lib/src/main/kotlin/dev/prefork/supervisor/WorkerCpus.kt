@@ -61,13 +61,16 @@ internal class WorkerCpus(
             Affinity.pin(pid, cores)
         } catch (e: ErrnoException) {
             logger.warn { "child $id (pid $pid) stays on the CPUs it ran on: ${e.message}" }
+        } catch (e: RuntimeException) {
+            // Placement is an optimisation: whatever goes wrong in it must not stop the supervisor.
+            logger.warn(e) { "child $id (pid $pid) stays on the CPUs it ran on" }
         }
     }
 
     /** One line for the log: what each of [workers] gets. */
     fun describe(workers: Int): String {
         val told = if (tellProcessors) {
-            "each of $workers workers is told ${(0 until minOf(workers, 2)).map { processorsFor(it, workers) }.distinct().joinToString(" or ")} of $processors processors (-XX:ActiveProcessorCount)"
+            "each of $workers workers is told ${listOf(processorsFor(0, workers), processorsFor(workers - 1, workers)).distinct().joinToString(" or ")} of $processors processors (-XX:ActiveProcessorCount)"
         } else {
             "workers see $processors processors each"
         }
