@@ -6,7 +6,8 @@ import org.slf4j.event.Level
 /**
  * Logs every line of [reader] to [logger] at [level] until the stream ends. Whatever stops it
  * early (the logger threw, or the Subprocess was closed) closes the pipe: a child must not block
- * on a pipe nobody reads any more; its next write gets EPIPE instead.
+ * on a pipe nobody reads any more; its next write gets EPIPE instead. A Subprocess closed while
+ * its lines are logged ends the logging quietly: the close was asked for, and is no failure.
  */
 internal suspend fun logLines(reader: PipeReader, logger: Logger, level: Level) {
     try {
@@ -20,6 +21,8 @@ internal suspend fun logLines(reader: PipeReader, logger: Logger, level: Level) 
                 Level.TRACE -> logger.trace(line)
             }
         }
+    } catch (e: java.io.IOException) {
+        if (!reader.wasClosed) throw e
     } finally {
         reader.close()
     }

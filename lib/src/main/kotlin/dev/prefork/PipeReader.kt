@@ -202,6 +202,9 @@ public class PipeReader internal constructor(
         }
     }
 
+    /** Whether [close] ran: a read that fails afterwards failed because of it. */
+    internal val wasClosed: Boolean get() = synchronized(this) { shut }
+
     /** Closes the pipe, whichever way it is read. */
     internal fun close() {
         // A stream read to its end here is closed already; cancelling it anyway would make an exception, stack trace and all.

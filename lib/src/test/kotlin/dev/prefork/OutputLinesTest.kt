@@ -10,6 +10,7 @@ import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.collections.shouldContainExactly
 import io.kotest.matchers.nulls.shouldBeNull
 import io.kotest.matchers.shouldBe
+import io.kotest.matchers.string.shouldNotContain
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList
@@ -165,6 +166,15 @@ class OutputLinesTest : FunSpec({
                 p.close()
                 ProcFs.state(logger.messages()[0].toLong()).shouldBeNull()
             }
+        }
+    }
+
+    test("a Subprocess closed while its logger pumps ends the logging quietly: nothing is logged as an error") {
+        dev.prefork.testing.FixtureJvm("dev.prefork.fixtures.LoggerCloseFixtureKt", listOf("200")).use { f ->
+            f.exitCode(60) shouldBe 0
+            f.stdout() shouldBe "done\n"
+            f.stderr() shouldNotContain "ERROR"
+            f.stderr() shouldNotContain "Exception"
         }
     }
 
