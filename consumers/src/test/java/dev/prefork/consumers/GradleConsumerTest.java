@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Timeout;
 /**
  * The Kotlin consumer built by Gradle (src/it/kotlin-gradle) against this build's artifacts in
  * target/it-repo, which invoker:install filled. Needs a Gradle the Kotlin Gradle plugin supports
- * on PATH; without one the test is skipped and says why (see README, "Consumer smoke tests").
+ * on PATH; without one the test is skipped and says why (see docs/depending.md, "The public API and consumer smoke tests").
  */
 @Timeout(value = 15, unit = TimeUnit.MINUTES)
 class GradleConsumerTest {

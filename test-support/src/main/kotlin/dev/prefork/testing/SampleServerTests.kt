@@ -26,7 +26,7 @@ import kotlin.time.Duration.Companion.seconds
  *
  * The sample prints `http://127.0.0.1:<port>` once bound and answers `GET /` with a body naming
  * the answering worker's `pid N`. What each phase measured is printed on one line starting
- * `contract <name>:`, the figures of the README's table. The workers' answers are read over
+ * `contract <name>:`, the figures of the contract table in docs/benchmarks.md. The workers' answers are read over
  * HTTP/1.0, or over HTTP/1.1 with [http11] (a server that refuses HTTP/1.0); wrk speaks HTTP/1.1.
  */
 abstract class SampleServerTests(
