@@ -1,6 +1,7 @@
 package dev.prefork.netty
 
 import dev.prefork.Worker
+import dev.prefork.isWorker
 import io.netty.channel.ChannelFactory
 import io.netty.channel.ChannelHandler.Sharable
 import io.netty.channel.ChannelHandlerContext
@@ -20,7 +21,8 @@ import java.util.concurrent.atomic.AtomicBoolean
  * A Netty server channel over a socket that is already bound and listening. Netty's bootstrap
  * registers a server channel, then binds it; binding again would fail (EINVAL), so a handler
  * at the head of the pipeline completes the bind without passing it on, once it checked the
- * port. The channel does not read (accept) before that, as after a real bind.
+ * port. The channel does not read (accept) before that, as after a real bind. In a worker, an
+ * [AcceptPacer] leaves connections to the other workers while this one is busy.
  */
 internal object AdoptedServerChannel {
     /** How long a worker's SIGTERM waits for its server channel to close on its event loop. */
@@ -39,8 +41,10 @@ internal object AdoptedServerChannel {
     }
 
     private fun prepare(channel: ServerChannel, local: InetSocketAddress) {
-        channel.config().isAutoRead = false
+        AcceptGate.of(channel).hold(AcceptGate.UNBOUND)
         channel.pipeline().addFirst("prefork-already-bound", AlreadyBound(local))
+        // Only where other workers share the queue: a process alone has no one to leave a connection to.
+        if (isWorker() && AcceptPacer.enabled) channel.pipeline().addFirst("prefork-accept-pacer", AcceptPacer())
         channel.pipeline().addFirst("prefork-closed-on-stop", ClosedOnStop)
         // Closing this process's server channel stops its accepting; the socket stays open in the other workers.
         Worker.onStopAccepting { channel.close().awaitUninterruptibly(CLOSE_MILLIS, TimeUnit.MILLISECONDS) }
@@ -74,7 +78,7 @@ internal object AdoptedServerChannel {
             }
             ctx.pipeline().remove(this)
             promise.setSuccess()
-            ctx.channel().config().isAutoRead = true
+            AcceptGate.of(ctx.channel()).release(AcceptGate.UNBOUND)
             Worker.ready()
         }
     }

@@ -36,7 +36,7 @@ internal class ConnectionLimit(private val max: Int) : ChannelInboundHandlerAdap
         if (msg is Channel) {
             open++
             msg.closeFuture().addListener(ChannelFutureListener { closedLater(server) })
-            if (open >= max) server.config().isAutoRead = false
+            if (open >= max) AcceptGate.of(server).hold(AcceptGate.CONNECTIONS)
         }
         ctx.fireChannelRead(msg)
     }
@@ -53,6 +53,6 @@ internal class ConnectionLimit(private val max: Int) : ChannelInboundHandlerAdap
 
     private fun closed(server: Channel) {
         open--
-        if (open < max && server.isOpen && !server.config().isAutoRead) server.config().isAutoRead = true
+        if (open < max) AcceptGate.of(server).release(AcceptGate.CONNECTIONS)
     }
 }

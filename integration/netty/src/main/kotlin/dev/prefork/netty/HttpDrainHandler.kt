@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit
  */
 internal class HttpDrainHandler(private val idleCloseMillis: Long) : ChannelDuplexHandler() {
     private lateinit var context: ChannelHandlerContext
+    private var load: ConnectionLoad? = null
     private var inFlight = 0
     private var answered = 0
     private var draining = false
@@ -32,6 +33,7 @@ internal class HttpDrainHandler(private val idleCloseMillis: Long) : ChannelDupl
 
     override fun handlerAdded(ctx: ChannelHandlerContext) {
         context = ctx
+        load = ConnectionLoad.of(ctx.channel())?.also { WorkerLoad.requestsCounted() }
         Registry.add(this)
     }
 
@@ -48,6 +50,7 @@ internal class HttpDrainHandler(private val idleCloseMillis: Long) : ChannelDupl
     override fun channelRead(ctx: ChannelHandlerContext, msg: Any) {
         if (msg is HttpRequest) {
             inFlight++
+            load?.requestRead()
             idleClose?.cancel(false)
             idleClose = null
         }
@@ -66,6 +69,7 @@ internal class HttpDrainHandler(private val idleCloseMillis: Long) : ChannelDupl
         if (msg is LastHttpContent) {
             inFlight = maxOf(0, inFlight - 1)
             answered++
+            load?.answered()
             // Close only after an answer that said so: a client that saw keep-alive may be sending again already.
             if (closeAfterAnswer && inFlight == 0) {
                 val written = promise.unvoid()

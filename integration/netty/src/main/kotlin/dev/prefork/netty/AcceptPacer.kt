@@ -1,0 +1,155 @@
+package dev.prefork.netty
+
+import io.netty.channel.Channel
+import io.netty.channel.ChannelHandlerContext
+import io.netty.channel.ChannelInboundHandlerAdapter
+import io.netty.channel.ServerChannelRecvByteBufAllocator
+import io.netty.channel.socket.nio.NioServerSocketChannel
+import java.lang.management.ManagementFactory
+import java.util.concurrent.RejectedExecutionException
+import java.util.concurrent.ScheduledFuture
+import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicBoolean
+
+/**
+ * Leaves new connections on the shared accept queue while this worker is busy, for a worker
+ * that is not. Every worker's event loop is woken for each connection on the shared socket, and
+ * whichever runs first takes it (and every other connection queued then): a worker whose CPUs
+ * are saturated takes as many as an idle one, and on a CPU-bound load each worker's CPUs sit
+ * idle whenever the dice left it without a request (Ktor with 2 workers on 2 cores served 0.8x
+ * the requests of one JVM). With the pacer the shared queue works as one queue for all workers,
+ * as the accept loop of gunicorn's sync workers does.
+ *
+ * The worker is busy when both hold:
+ * - its [WorkerLoad] (requests in flight, plus connections not yet asked anything) is at least
+ *   its processors: each one has a request to work on;
+ * - its CPU use over the last [WINDOW_NANOS] or more is at least [BUSY_SHARE] of its processors:
+ *   the requests keep them busy, rather than wait for a database or another service (a worker
+ *   whose requests wait takes new connections as before).
+ *
+ * It accepts again when its load drops below its processors (the connection that answered
+ * tells it at once), when its CPUs are no longer busy (checked every [RECHECK_MILLIS] while it
+ * holds back), or after [MAX_HOLD_NANOS] in a row: a worker whose requests last longer than that
+ * then accepts as it would without the pacer, until its load drops below its processors once.
+ * The state is kept on the server channel's event loop.
+ */
+internal class AcceptPacer : ChannelInboundHandlerAdapter() {
+    private lateinit var server: Channel
+    private val nudged = AtomicBoolean()
+    private val cpu = CpuUse()
+    private var heldSince = 0L
+    private var overdue = false
+    private var recheck: ScheduledFuture<*>? = null
+
+    override fun handlerAdded(ctx: ChannelHandlerContext) {
+        server = ctx.channel()
+        // NIO accepts a whole batch before it hands any connection on: one per read, so that a hold stops the next.
+        if (server is NioServerSocketChannel) server.config().setRecvByteBufAllocator(ServerChannelRecvByteBufAllocator().maxMessagesPerRead(1))
+        WorkerLoad.watch(this)
+    }
+
+    override fun handlerRemoved(ctx: ChannelHandlerContext) {
+        WorkerLoad.unwatch(this)
+        recheck?.cancel(false)
+    }
+
+    override fun channelRead(ctx: ChannelHandlerContext, msg: Any) {
+        if (msg is Channel) {
+            ConnectionLoad.attach(msg)
+            update()
+        }
+        ctx.fireChannelRead(msg)
+    }
+
+    /** The load crossed the worker's processors; from any thread. */
+    fun nudge() {
+        if (!nudged.compareAndSet(false, true)) return
+        try {
+            server.eventLoop().execute {
+                nudged.set(false)
+                update()
+            }
+        } catch (e: RejectedExecutionException) {
+            // the event loop is shutting down: nothing to accept any more
+        }
+    }
+
+    private fun update() {
+        val gate = AcceptGate.of(server)
+        if (!WorkerLoad.isLoaded()) {
+            overdue = false
+            release(gate)
+        } else if (!overdue && !gate.isHeld(AcceptGate.BUSY) && cpuBusy()) {
+            gate.hold(AcceptGate.BUSY)
+            heldSince = System.nanoTime()
+            scheduleRecheck()
+        }
+    }
+
+    private fun recheck() {
+        recheck = null
+        val gate = AcceptGate.of(server)
+        when {
+            !gate.isHeld(AcceptGate.BUSY) -> {}
+            !WorkerLoad.isLoaded() || !cpuBusy() -> release(gate)
+            System.nanoTime() - heldSince >= MAX_HOLD_NANOS -> {
+                overdue = true
+                release(gate)
+            }
+            else -> scheduleRecheck()
+        }
+    }
+
+    private fun release(gate: AcceptGate) {
+        recheck?.cancel(false)
+        recheck = null
+        if (gate.isHeld(AcceptGate.BUSY)) gate.release(AcceptGate.BUSY)
+    }
+
+    private fun scheduleRecheck() {
+        if (server.isOpen) recheck = server.eventLoop().schedule(::recheck, RECHECK_MILLIS, TimeUnit.MILLISECONDS)
+    }
+
+    private fun cpuBusy(): Boolean = cpu.cores() >= BUSY_SHARE * WorkerLoad.busyAt
+
+    /**
+     * This JVM's CPU use, in cores, over the last window of at least [WINDOW_NANOS] that ended
+     * when it was last asked. The JDK reads it in clock ticks (10 ms on Linux), hence the window.
+     * Where the JDK cannot tell, the CPUs count as busy.
+     */
+    private class CpuUse {
+        private val bean = ManagementFactory.getOperatingSystemMXBean() as? com.sun.management.OperatingSystemMXBean
+        private var atNanos = System.nanoTime()
+        private var atCpuNanos = cpuNanos()
+        private var cores = 0.0
+
+        fun cores(): Double {
+            val now = System.nanoTime()
+            if (now - atNanos >= WINDOW_NANOS) {
+                val cpuNanos = cpuNanos()
+                cores = if (cpuNanos < 0 || atCpuNanos < 0) Double.MAX_VALUE else (cpuNanos - atCpuNanos).toDouble() / (now - atNanos)
+                atNanos = now
+                atCpuNanos = cpuNanos
+            }
+            return cores
+        }
+
+        private fun cpuNanos(): Long = bean?.processCpuTime ?: -1
+    }
+
+    companion object {
+        /** `-Dprefork.netty.acceptPacer=false` turns the pacer off (it is on in every worker otherwise). */
+        val enabled: Boolean = System.getProperty("prefork.netty.acceptPacer", "true").toBoolean()
+
+        const val BUSY_SHARE = 0.75
+        const val RECHECK_MILLIS = 10L
+        val WINDOW_NANOS = TimeUnit.MILLISECONDS.toNanos(50)
+
+        /** `-Dprefork.netty.acceptPacer.maxHoldMillis=M` (default 100): the longest a busy worker leaves connections to the others. */
+        val MAX_HOLD_NANOS = TimeUnit.MILLISECONDS.toNanos(maxHoldMillis(System.getProperty("prefork.netty.acceptPacer.maxHoldMillis", "100")))
+
+        fun maxHoldMillis(value: String): Long = requireNotNull(value.toLongOrNull()?.takeIf { it >= 0 }) {
+            "prefork.netty.acceptPacer.maxHoldMillis is not a number of milliseconds >= 0: '$value'"
+        }
+    }
+}
