@@ -27,11 +27,12 @@ import java.util.concurrent.atomic.AtomicBoolean
  *   the requests keep them busy, rather than wait for a database or another service (a worker
  *   whose requests wait takes new connections as before).
  *
- * It accepts again when its load drops below its processors (the connection that answered
- * tells it at once), when its CPUs are no longer busy (checked every [RECHECK_MILLIS] while it
- * holds back), or after [MAX_HOLD_NANOS] in a row: a worker whose requests last longer than that
- * then accepts as it would without the pacer, until its load drops below its processors once.
- * The state is kept on the server channel's event loop.
+ * While its load is at least its processors, the pacer looks at its CPUs every [WATCH_MILLIS],
+ * and holds back as soon as they are busy. It accepts again when its load drops below its
+ * processors (the connection that answered tells it at once), when its CPUs are no longer busy
+ * (checked every [RECHECK_MILLIS] while it holds back), or after [MAX_HOLD_NANOS] in a row: a
+ * worker whose requests last longer than that then accepts as it would without the pacer, until
+ * its load drops below its processors once. The state is kept on the server channel's event loop.
  */
 internal class AcceptPacer : ChannelInboundHandlerAdapter() {
     private lateinit var server: Channel
@@ -74,40 +75,35 @@ internal class AcceptPacer : ChannelInboundHandlerAdapter() {
         }
     }
 
+    /** Holds back, or lets go; while the worker is loaded, looks again every [RECHECK_MILLIS] (held) or [WATCH_MILLIS]. */
     private fun update() {
         val gate = AcceptGate.of(server)
         if (!WorkerLoad.isLoaded()) {
             overdue = false
-            release(gate)
-        } else if (!overdue && !gate.isHeld(AcceptGate.BUSY) && cpuBusy()) {
-            gate.hold(AcceptGate.BUSY)
-            heldSince = System.nanoTime()
-            scheduleRecheck()
+            gate.release(AcceptGate.BUSY) // a recheck still scheduled finds nothing to do
+            return
         }
-    }
-
-    private fun recheck() {
-        recheck = null
-        val gate = AcceptGate.of(server)
+        if (overdue) return
+        val now = System.nanoTime()
         when {
-            !gate.isHeld(AcceptGate.BUSY) -> {}
-            !WorkerLoad.isLoaded() || !cpuBusy() -> release(gate)
-            System.nanoTime() - heldSince >= MAX_HOLD_NANOS -> {
-                overdue = true
-                release(gate)
+            !cpuBusy() -> gate.release(AcceptGate.BUSY)
+            !gate.isHeld(AcceptGate.BUSY) -> {
+                gate.hold(AcceptGate.BUSY)
+                heldSince = now
             }
-            else -> scheduleRecheck()
+            now - heldSince >= MAX_HOLD_NANOS -> {
+                overdue = true
+                gate.release(AcceptGate.BUSY)
+                return
+            }
         }
-    }
-
-    private fun release(gate: AcceptGate) {
-        recheck?.cancel(false)
-        recheck = null
-        if (gate.isHeld(AcceptGate.BUSY)) gate.release(AcceptGate.BUSY)
-    }
-
-    private fun scheduleRecheck() {
-        if (server.isOpen) recheck = server.eventLoop().schedule(::recheck, RECHECK_MILLIS, TimeUnit.MILLISECONDS)
+        if (recheck == null && server.isOpen) {
+            val delay = if (gate.isHeld(AcceptGate.BUSY)) RECHECK_MILLIS else WATCH_MILLIS
+            recheck = server.eventLoop().schedule({
+                recheck = null
+                update()
+            }, delay, TimeUnit.MILLISECONDS)
+        }
     }
 
     private fun cpuBusy(): Boolean = cpu.cores() >= BUSY_SHARE * WorkerLoad.busyAt
@@ -138,18 +134,19 @@ internal class AcceptPacer : ChannelInboundHandlerAdapter() {
     }
 
     companion object {
-        /** `-Dprefork.netty.acceptPacer=false` turns the pacer off (it is on in every worker otherwise). */
-        val enabled: Boolean = System.getProperty("prefork.netty.acceptPacer", "true").toBoolean()
+        /** `-Dprefork.acceptPacer=false` turns the pacer off (it is on in every worker otherwise). */
+        val enabled: Boolean = System.getProperty("prefork.acceptPacer", "true").toBoolean()
 
-        const val BUSY_SHARE = 0.75
+        const val BUSY_SHARE = 0.5
         const val RECHECK_MILLIS = 10L
-        val WINDOW_NANOS = TimeUnit.MILLISECONDS.toNanos(50)
+        const val WATCH_MILLIS = 50L
+        val WINDOW_NANOS = TimeUnit.MILLISECONDS.toNanos(100)
 
-        /** `-Dprefork.netty.acceptPacer.maxHoldMillis=M` (default 100): the longest a busy worker leaves connections to the others. */
-        val MAX_HOLD_NANOS = TimeUnit.MILLISECONDS.toNanos(maxHoldMillis(System.getProperty("prefork.netty.acceptPacer.maxHoldMillis", "100")))
+        /** `-Dprefork.acceptPacer.maxHoldMillis=M` (default 100): the longest a busy worker leaves connections to the others. */
+        val MAX_HOLD_NANOS = TimeUnit.MILLISECONDS.toNanos(maxHoldMillis(System.getProperty("prefork.acceptPacer.maxHoldMillis", "100")))
 
         fun maxHoldMillis(value: String): Long = requireNotNull(value.toLongOrNull()?.takeIf { it >= 0 }) {
-            "prefork.netty.acceptPacer.maxHoldMillis is not a number of milliseconds >= 0: '$value'"
+            "prefork.acceptPacer.maxHoldMillis is not a number of milliseconds >= 0: '$value'"
         }
     }
 }

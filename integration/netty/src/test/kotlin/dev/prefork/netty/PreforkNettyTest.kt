@@ -4,6 +4,7 @@ import dev.prefork.bindSockets
 import dev.prefork.testing.FixtureJvm
 import dev.prefork.testing.ProcFs
 import dev.prefork.testing.Wrk
+import dev.prefork.testing.checkAcceptPacing
 import dev.prefork.testing.get
 import dev.prefork.testing.pidIn
 import io.kotest.assertions.nondeterministic.eventually
@@ -112,7 +113,7 @@ class PreforkNettyTest : FunSpec({
         }
         shouldThrow<IllegalArgumentException> { PreforkNetty.connectionLimit(0) }.message shouldBe "maxConnections <= 0: 0"
         shouldThrow<IllegalArgumentException> { AcceptPacer.maxHoldMillis("-1") }.message shouldBe
-            "prefork.netty.acceptPacer.maxHoldMillis is not a number of milliseconds >= 0: '-1'"
+            "prefork.acceptPacer.maxHoldMillis is not a number of milliseconds >= 0: '-1'"
         AcceptPacer.maxHoldMillis("250") shouldBe 250
     }
 
@@ -186,36 +187,11 @@ class PreforkNettyTest : FunSpec({
 
     for (transport in listOf("epoll", "nio")) {
         test("2 workers on $transport: a worker whose CPUs are busy with requests leaves new connections to the other, and takes them again after the longest hold") {
-            FixtureJvm(FIXTURE, listOf(transport, "2", "0"), jvmFlags = listOf("-Dprefork.netty.acceptPacer.maxHoldMillis=3000")).use { f ->
+            FixtureJvm(FIXTURE, listOf(transport, "2", "0"), jvmFlags = listOf("-Dprefork.acceptPacer.maxHoldMillis=3000")).use { f ->
                 val port = f.awaitLine(Regex("port (\\d+)")).groupValues[1].toInt()
                 val processors = (0 until 2).map { f.awaitLine(Regex("worker \\d pid (\\d+) serving .*, (\\d+) processors")) }
                     .associate { it.groupValues[1].toLong() to it.groupValues[2].toInt() }
-                val spins = mutableListOf<Socket>()
-                /** A request that keeps one CPU of the worker that took it busy for 60 s, or until closed; its worker's pid. */
-                fun spin(): Long {
-                    val socket = Socket("127.0.0.1", port).also { spins += it }
-                    socket.soTimeout = 10_000
-                    socket.getOutputStream().write("GET /spin/60000 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".toByteArray())
-                    val head = socket.getInputStream().bufferedReader().lineSequence().takeWhile { it.isNotEmpty() }.toList()
-                    return head.single { it.startsWith("X-Pid:", ignoreCase = true) }.substringAfter(':').trim().toLong()
-                }
-                try {
-                    // Spin until one worker has a request for each of its processors.
-                    val spinning = processors.keys.associateWith { 0 }.toMutableMap()
-                    while (spinning.none { (pid, n) -> n >= processors.getValue(pid) }) spinning.merge(spin(), 1, Int::plus)
-                    val busy = spinning.entries.single { (pid, n) -> n >= processors.getValue(pid) }.key
-                    val other = processors.keys.single { it != busy }
-                    Thread.sleep(300) // its CPU use shows over the pacer's window
-                    // The first connection may still reach the busy worker (its accept is where it sees how busy it is); none after it.
-                    val answered = (1..10).map { pidIn(get(port))!! }
-                    withClue("busy $busy, other $other, answered by $answered") { answered.drop(1).toSet() shouldBe setOf(other) }
-                    // Both busy: a connection is still answered, once a worker has held back for the longest hold.
-                    while (spinning.getValue(other) < processors.getValue(other)) spinning.merge(spin(), 1, Int::plus)
-                    Thread.sleep(300)
-                    processors.keys shouldContain pidIn(get(port, timeoutMillis = 20_000))!!
-                } finally {
-                    spins.forEach { it.close() }
-                }
+                checkAcceptPacing(port, processors)
                 f.signal(15)
                 f.exitCode(60) shouldBe 0
                 f.stderr() shouldNotContain "Exception"
