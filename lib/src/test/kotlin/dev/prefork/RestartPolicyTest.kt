@@ -317,6 +317,8 @@ class RestartPolicyTest : FunSpec({
     }
 
     test("property: never more restarts than the budget, and no give-up before it is spent") {
+        var gaveUp = 0
+        var restarted = 0
         checkAll(scenarios) { sc ->
             val steps = sc.run()
             val window = sc.policy.restartWindowNanos
@@ -334,7 +336,12 @@ class RestartPolicyTest : FunSpec({
                 if (step.decision is Restart) restartTimes += step.now
             }
             if (window == null) restartTimes.size shouldBeLessThanOrEqual sc.policy.maxRestarts
+            if (steps.any { it.decision == GiveUp && !it.before.gaveUp }) gaveUp++
+            if (restartTimes.isNotEmpty()) restarted++
         }
+        // Both branches above were checked, not passed over: some scenarios gave up, some restarted.
+        withClue("scenarios that gave up") { gaveUp shouldBeGreaterThan 0 }
+        withClue("scenarios that restarted") { restarted shouldBeGreaterThan 0 }
     }
 
     test("property: backoff delay is exactly min(initial * 2^(k-1), max) for the k-th consecutive failure") {

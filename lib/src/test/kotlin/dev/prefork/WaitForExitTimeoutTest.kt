@@ -3,6 +3,7 @@ package dev.prefork
 import dev.prefork.testing.ProcFs
 import io.kotest.assertions.throwables.shouldThrow
 import io.kotest.core.spec.style.FunSpec
+import io.kotest.core.test.Enabled
 import io.kotest.matchers.nulls.shouldBeNull
 import io.kotest.matchers.nulls.shouldNotBeNull
 import io.kotest.matchers.shouldBe
@@ -67,16 +68,16 @@ class WaitForExitTimeoutTest : FunSpec({
         }
     }
 
-    test("blocking: a virtual thread's wait (JDK 21+), which parks on the latch at once") {
-        val startVirtual = runCatching { Thread::class.java.getMethod("startVirtualThread", Runnable::class.java) }.getOrNull()
-        if (startVirtual != null) {
-            val codes = java.util.concurrent.ConcurrentLinkedQueue<Int>()
-            val waiters = List(20) { i ->
-                startVirtual.invoke(null, Runnable { codes += sh("sleep 0.05; exit $i").startDetached().waitForExitBlocking(raiseError = false) }) as Thread
-            }
-            waiters.forEach { it.join(30_000) }
-            codes.sorted() shouldBe List(20) { it }
+    test("blocking: a virtual thread's wait (JDK 21+), which parks on the latch at once").config(enabledOrReasonIf = {
+        if (Runtime.version().feature() >= 21) Enabled.enabled else Enabled.disabled("virtual threads need JDK 21, this is ${Runtime.version()}")
+    }) {
+        val startVirtual = Thread::class.java.getMethod("startVirtualThread", Runnable::class.java)
+        val codes = java.util.concurrent.ConcurrentLinkedQueue<Int>()
+        val waiters = List(20) { i ->
+            startVirtual.invoke(null, Runnable { codes += sh("sleep 0.05; exit $i").startDetached().waitForExitBlocking(raiseError = false) }) as Thread
         }
+        waiters.forEach { it.join(30_000) }
+        codes.sorted() shouldBe List(20) { it }
     }
 
     test("blocking: a timeout shorter than the wait on the waiter's own thread, and a zero one") {
