@@ -30,6 +30,10 @@ internal class Settings(
     val frameworkWorkMillis: Double = System.getProperty("bench.frameworkWorkMillis", "10").toDouble(),
     /** frameworks-throughput: each server's warm-up per load before the rounds, seconds. */
     val frameworkWarmSeconds: Double = System.getProperty("bench.frameworkWarmSeconds", "15").toDouble(),
+    /** frameworks-*: the samples to run (comma-separated: spring-boot, ktor, jetty); every built one when empty. */
+    val frameworks: List<String> = System.getProperty("bench.frameworks", "").split(",").map { it.trim() }.filter { it.isNotEmpty() },
+    /** frameworks-throughput: the loads to run (comma-separated: light, cpu). */
+    val frameworkLoads: List<String> = System.getProperty("bench.frameworkLoads", "light,cpu").split(",").map { it.trim() }.filter { it.isNotEmpty() },
     /** frameworks-restart: measured kills per framework sample (each one a framework start-up). */
     val frameworkKills: Int = Integer.getInteger("bench.frameworkKills", 5),
     /** Extra JVM flags for the fork server's supervisor and workers (and the start-up reference), space-separated. */
@@ -40,6 +44,8 @@ internal class Settings(
     override fun toString(): String =
         "warmups=$warmups rounds=$rounds spawns=$spawns pipeBytes=$pipeBytes children=$children kills=$kills " +
             "clients=$clients workMillis=$workMillis loadSeconds=$loadSeconds killSeconds=$killSeconds frameworkKills=$frameworkKills frameworkWorkMillis=$frameworkWorkMillis frameworkWarmSeconds=$frameworkWarmSeconds" +
+            (if (frameworks.isEmpty()) "" else " frameworks=${frameworks.joinToString(",")}") +
+            (if (frameworkLoads == listOf("light", "cpu")) "" else " frameworkLoads=${frameworkLoads.joinToString(",")}") +
             if (serverJvmArgs.isEmpty()) "" else " serverJvmArgs=\"${serverJvmArgs.joinToString(" ")}\""
 }
 

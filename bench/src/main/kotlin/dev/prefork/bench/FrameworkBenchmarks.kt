@@ -6,9 +6,12 @@ import java.util.concurrent.TimeUnit
 /** The framework samples these benchmarks run, when their jars were built. */
 private val SAMPLES = listOf("spring-boot", "ktor", "jetty").map { SampleJvm.Sample(it) }
 
-internal fun builtSamples(): List<SampleJvm.Sample> {
-    SAMPLES.filter { !it.exists }.forEach { println("  ${it.name}: skipped, no ${it.jar} (build it: mvn -B -q install -DskipTests)") }
-    return SAMPLES.filter { it.exists }
+internal fun builtSamples(settings: Settings): List<SampleJvm.Sample> {
+    val unknown = settings.frameworks - SAMPLES.map { it.name }.toSet()
+    require(unknown.isEmpty()) { "bench.frameworks names no sample: ${unknown.joinToString(",")}; the samples: ${SAMPLES.joinToString(",") { it.name }}" }
+    val chosen = SAMPLES.filter { settings.frameworks.isEmpty() || it.name in settings.frameworks }
+    chosen.filter { !it.exists }.forEach { println("  ${it.name}: skipped, no ${it.jar} (build it: mvn -B -q install -DskipTests)") }
+    return chosen.filter { it.exists }
 }
 
 /**
@@ -26,7 +29,7 @@ internal object FrameworkRestartBenchmark : Benchmark {
 
     override fun run(settings: Settings) {
         println("  1 worker; ${settings.frameworkKills} kills after 1 warm-up, taking turns with a --no-fork start of the same jar")
-        for (sample in builtSamples()) {
+        for (sample in builtSamples(settings)) {
             SampleJvm(sample, listOf("--port=0", "--workers=1"), settings.serverJvmArgs).use { server ->
                 val port = server.awaitPort()
                 var pid = server.awaitAnswer(port)
@@ -95,7 +98,7 @@ internal object FrameworkScalingBenchmark : Benchmark {
         }
         val n = calibrateHashWork(settings.frameworkWorkMillis)
         println("  /cpu?n=$n (${settings.frameworkWorkMillis} ms in this JVM); wrk -t2 -c8 -H 'Connection: close', ${settings.loadSeconds} s per round; ${settings.warmups} warm-ups, ${settings.rounds} rounds")
-        for (sample in builtSamples()) {
+        for (sample in builtSamples(settings)) {
             println("  ${sample.name}:")
             val oneThread = compare(sample, listOf("--threads=1"), wrk, n, settings)
             ratio("${sample.name} rps(2)/rps(1), 1 request thread per worker", oneThread, TARGET, lowerIsBetter = false)

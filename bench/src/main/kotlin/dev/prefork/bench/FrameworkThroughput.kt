@@ -45,15 +45,18 @@ internal object FrameworkThroughputBenchmark : Benchmark {
             Config("$workers workers, --no-cpu-share", listOf("--workers=$workers", "--no-cpu-share")),
             Config("$workers workers, neither", listOf("--workers=$workers", "--no-cpu-share", "--no-pin")),
         )
-        val loads = listOf(
-            Load("light: GET /, keep-alive", "/", listOf("-t2", "-c16")),
-            Load("CPU-bound: /cpu?n=$n (${settings.frameworkWorkMillis} ms), a connection per request", "/cpu?n=$n", listOf("-t2", "-c8", "-H", "Connection: close")),
+        val known = mapOf(
+            "light" to Load("light: GET /, keep-alive", "/", listOf("-t2", "-c16")),
+            "cpu" to Load("CPU-bound: /cpu?n=$n (${settings.frameworkWorkMillis} ms), a connection per request", "/cpu?n=$n", listOf("-t2", "-c8", "-H", "Connection: close")),
         )
+        val loads = settings.frameworkLoads.map {
+            requireNotNull(known[it]) { "bench.frameworkLoads names no load: $it; the loads: ${known.keys.joinToString(",")}" }
+        }
         println(
             "  $workers cpus; wrk on the same machine; ${settings.frameworkWarmSeconds} s of each load per server first, then " +
                 "${settings.rounds} rounds of ${settings.loadSeconds} s per server and load, the servers taking turns; load average ${loadAverage()}",
         )
-        for (sample in builtSamples()) {
+        for (sample in builtSamples(settings)) {
             println("  ${sample.name}:")
             // A plain JVM does not print its port: it is given one.
             val fixedPorts = configs.map { if ("--no-fork" in it.args) SampleJvm.freePort() else null }

@@ -8,7 +8,7 @@ import java.net.Socket
 /**
  * The accept pacing of a server of 2 workers on [port], whose `GET /spin/N` answers its head at
  * once with the worker's pid in `X-Pid`, then keeps a CPU busy for N ms (or until the client
- * goes away, or the worker stops) before it ends the answer. [processors] maps each worker's pid to its processors.
+ * goes away) before it ends the answer. [processors] maps each worker's pid to its processors.
  *
  * Once one worker has a spinning request for each of its processors, new connections go to the
  * other: one of 10 may still reach the busy one (it may see how busy it is only when it

@@ -1,5 +1,7 @@
 package dev.prefork.testing
 
+import java.io.IOException
+import java.io.InputStream
 import java.nio.file.Path
 import java.util.concurrent.LinkedBlockingQueue
 import java.util.concurrent.TimeUnit
@@ -49,14 +51,25 @@ class FixtureJvm(
     private val stdout = StringBuffer()
     private val stderr = StringBuffer()
     private val readers = listOf(
-        thread(isDaemon = true) {
-            process.inputStream.bufferedReader().forEachLine {
-                stdout.append(it).append('\n')
-                lines.put(it)
-            }
+        readLines(process.inputStream) {
+            stdout.append(it).append('\n')
+            lines.put(it)
         },
-        thread(isDaemon = true) { process.errorStream.bufferedReader().forEachLine { stderr.append(it).append('\n') } },
+        readLines(process.errorStream) { stderr.append(it).append('\n') },
     )
+
+    /**
+     * Reads [stream] line by line on a thread of its own until it ends. When the process exits,
+     * the JDK drains and closes its pipes, and a read then under way fails with "Stream closed":
+     * that ends the reading too, without a stack trace on the test's output.
+     */
+    private fun readLines(stream: InputStream, line: (String) -> Unit): Thread = thread(isDaemon = true) {
+        try {
+            stream.bufferedReader().forEachLine(line)
+        } catch (e: IOException) {
+            // closed by the JDK after the exit
+        }
+    }
 
     /** The next stdout line matching [regex], waiting at most [seconds]. */
     fun awaitLine(regex: Regex, seconds: Long = 30): MatchResult {
