@@ -1,6 +1,8 @@
 package dev.prefork.netty
 
 import io.netty.channel.Channel
+import io.netty.channel.ServerChannelRecvByteBufAllocator
+import io.netty.channel.socket.nio.NioServerSocketChannel
 import io.netty.util.AttributeKey
 
 /**
@@ -23,6 +25,16 @@ internal class AcceptGate private constructor(private val channel: Channel) {
     }
 
     fun isHeld(reason: Int): Boolean = holds and reason != 0
+
+    /**
+     * NIO accepts a whole batch before it hands any connection on, so a hold would come after
+     * the batch: one connection per read instead. Not for epoll: it hands each connection on
+     * before it accepts the next, and an edge-triggered read cut short would not come back for
+     * the connections still queued.
+     */
+    fun acceptOnePerRead() {
+        if (channel is NioServerSocketChannel) channel.config().setRecvByteBufAllocator(ServerChannelRecvByteBufAllocator().maxMessagesPerRead(1))
+    }
 
     private fun apply() {
         val read = holds == 0

@@ -3,9 +3,9 @@ package dev.prefork.netty
 import io.netty.channel.Channel
 import io.netty.channel.ChannelHandlerContext
 import io.netty.channel.ChannelInboundHandlerAdapter
-import io.netty.channel.ServerChannelRecvByteBufAllocator
-import io.netty.channel.socket.nio.NioServerSocketChannel
-import java.lang.management.ManagementFactory
+import java.io.IOException
+import java.nio.file.Files
+import java.nio.file.Path
 import java.util.concurrent.RejectedExecutionException
 import java.util.concurrent.ScheduledFuture
 import java.util.concurrent.TimeUnit
@@ -30,11 +30,11 @@ import java.util.concurrent.atomic.AtomicBoolean
  * While its load is at least its processors, the pacer looks at its CPUs every [WATCH_MILLIS],
  * and holds back as soon as they are busy. It accepts again when its load drops below its
  * processors (the connection that answered tells it at once), when its CPUs are no longer busy
- * (checked every [RECHECK_MILLIS] while it holds back), or after [MAX_HOLD_NANOS] in a row: a
+ * (checked every [RECHECK_MILLIS] while it holds back), or after [maxHoldNanos] in a row: a
  * worker whose requests last longer than that then accepts as it would without the pacer, until
  * its load drops below its processors once. The state is kept on the server channel's event loop.
  */
-internal class AcceptPacer : ChannelInboundHandlerAdapter() {
+internal class AcceptPacer private constructor(private val maxHoldNanos: Long) : ChannelInboundHandlerAdapter() {
     private lateinit var server: Channel
     private val nudged = AtomicBoolean()
     private val cpu = CpuUse()
@@ -44,8 +44,7 @@ internal class AcceptPacer : ChannelInboundHandlerAdapter() {
 
     override fun handlerAdded(ctx: ChannelHandlerContext) {
         server = ctx.channel()
-        // NIO accepts a whole batch before it hands any connection on: one per read, so that a hold stops the next.
-        if (server is NioServerSocketChannel) server.config().setRecvByteBufAllocator(ServerChannelRecvByteBufAllocator().maxMessagesPerRead(1))
+        AcceptGate.of(server).acceptOnePerRead()
         WorkerLoad.watch(this)
     }
 
@@ -91,7 +90,7 @@ internal class AcceptPacer : ChannelInboundHandlerAdapter() {
                 gate.hold(AcceptGate.BUSY)
                 heldSince = now
             }
-            now - heldSince >= MAX_HOLD_NANOS -> {
+            now - heldSince >= maxHoldNanos -> {
                 overdue = true
                 gate.release(AcceptGate.BUSY)
                 return
@@ -110,40 +109,62 @@ internal class AcceptPacer : ChannelInboundHandlerAdapter() {
 
     /**
      * This JVM's CPU use, in cores, over the last window of at least [WINDOW_NANOS] that ended
-     * when it was last asked. The JDK reads it in clock ticks (10 ms on Linux), hence the window.
-     * Where the JDK cannot tell, the CPUs count as busy.
+     * when it was last asked. Read from `/proc/self/stat`, whose times count in clock ticks
+     * (10 ms), hence the window: one read of a small file when the server channel is made, and
+     * no `jdk.management` module needed (the JDK's `getProcessCpuTime` has the same ticks, and
+     * its MXBean takes some 30 ms of a worker's start-up to set up). Where the file cannot be
+     * read, the CPUs count as busy.
      */
     private class CpuUse {
-        private val bean = ManagementFactory.getOperatingSystemMXBean() as? com.sun.management.OperatingSystemMXBean
         private var atNanos = System.nanoTime()
-        private var atCpuNanos = cpuNanos()
+        private var atTicks = ticks()
         private var cores = 0.0
 
         fun cores(): Double {
             val now = System.nanoTime()
             if (now - atNanos >= WINDOW_NANOS) {
-                val cpuNanos = cpuNanos()
-                cores = if (cpuNanos < 0 || atCpuNanos < 0) Double.MAX_VALUE else (cpuNanos - atCpuNanos).toDouble() / (now - atNanos)
+                val ticks = ticks()
+                cores = if (ticks < 0 || atTicks < 0) Double.MAX_VALUE else (ticks - atTicks) * NANOS_PER_TICK / (now - atNanos)
                 atNanos = now
-                atCpuNanos = cpuNanos
+                atTicks = ticks
             }
             return cores
         }
 
-        private fun cpuNanos(): Long = bean?.processCpuTime ?: -1
+        /** User and system time of this process (`utime`, `stime`), or -1. */
+        private fun ticks(): Long = try {
+            val stat = String(Files.readAllBytes(SELF_STAT), Charsets.US_ASCII)
+            // After the command's name: state is field 3, utime and stime are fields 14 and 15.
+            val fields = stat.substring(stat.lastIndexOf(')') + 2).split(' ')
+            fields[14 - 3].toLong() + fields[15 - 3].toLong()
+        } catch (e: IOException) {
+            -1
+        } catch (e: RuntimeException) {
+            -1
+        }
     }
 
     companion object {
-        /** `-Dprefork.acceptPacer=false` turns the pacer off (it is on in every worker otherwise). */
-        val enabled: Boolean = System.getProperty("prefork.acceptPacer", "true").toBoolean()
+        private val SELF_STAT: Path = Path.of("/proc/self/stat")
+        private const val NANOS_PER_TICK = 10_000_000.0 // USER_HZ, 100 on every Linux ABI
+
 
         const val BUSY_SHARE = 0.5
         const val RECHECK_MILLIS = 10L
         const val WATCH_MILLIS = 50L
         val WINDOW_NANOS = TimeUnit.MILLISECONDS.toNanos(100)
 
-        /** `-Dprefork.acceptPacer.maxHoldMillis=M` (default 100): the longest a busy worker leaves connections to the others. */
-        val MAX_HOLD_NANOS = TimeUnit.MILLISECONDS.toNanos(maxHoldMillis(System.getProperty("prefork.acceptPacer.maxHoldMillis", "100")))
+        /**
+         * A pacer as the system properties ask, or null: `-Dprefork.acceptPacer=false` turns
+         * pacing off; `-Dprefork.acceptPacer.maxHoldMillis=M` (default 100) is the longest a
+         * busy worker leaves connections to the others. A value that is not one is refused
+         * here, when the server channel is made, naming the property.
+         */
+        fun fromProperties(): AcceptPacer? {
+            if (!System.getProperty("prefork.acceptPacer", "true").toBoolean()) return null
+            val maxHoldMillis = maxHoldMillis(System.getProperty("prefork.acceptPacer.maxHoldMillis", "100"))
+            return AcceptPacer(TimeUnit.MILLISECONDS.toNanos(maxHoldMillis))
+        }
 
         fun maxHoldMillis(value: String): Long = requireNotNull(value.toLongOrNull()?.takeIf { it >= 0 }) {
             "prefork.acceptPacer.maxHoldMillis is not a number of milliseconds >= 0: '$value'"

@@ -44,7 +44,7 @@ internal object AdoptedServerChannel {
         AcceptGate.of(channel).hold(AcceptGate.UNBOUND)
         channel.pipeline().addFirst("prefork-already-bound", AlreadyBound(local))
         // Only where other workers share the queue: a process alone has no one to leave a connection to.
-        if (isWorker() && AcceptPacer.enabled) channel.pipeline().addFirst("prefork-accept-pacer", AcceptPacer())
+        if (isWorker()) AcceptPacer.fromProperties()?.let { channel.pipeline().addFirst("prefork-accept-pacer", it) }
         channel.pipeline().addFirst("prefork-closed-on-stop", ClosedOnStop)
         // Closing this process's server channel stops its accepting; the socket stays open in the other workers.
         Worker.onStopAccepting { channel.close().awaitUninterruptibly(CLOSE_MILLIS, TimeUnit.MILLISECONDS) }

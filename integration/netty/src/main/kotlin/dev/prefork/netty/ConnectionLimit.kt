@@ -4,8 +4,6 @@ import io.netty.channel.Channel
 import io.netty.channel.ChannelFutureListener
 import io.netty.channel.ChannelHandlerContext
 import io.netty.channel.ChannelInboundHandlerAdapter
-import io.netty.channel.ServerChannelRecvByteBufAllocator
-import io.netty.channel.socket.nio.NioServerSocketChannel
 
 /**
  * At most [max] connections open at once on one server channel: when [max] are open the
@@ -25,10 +23,7 @@ internal class ConnectionLimit(private val max: Int) : ChannelInboundHandlerAdap
     private var open = 0
 
     override fun handlerAdded(ctx: ChannelHandlerContext) {
-        // Not for epoll: edge-triggered, it would not come back for the connections a short read left queued.
-        if (ctx.channel() is NioServerSocketChannel) {
-            ctx.channel().config().setRecvByteBufAllocator(ServerChannelRecvByteBufAllocator().maxMessagesPerRead(1))
-        }
+        AcceptGate.of(ctx.channel()).acceptOnePerRead()
     }
 
     override fun channelRead(ctx: ChannelHandlerContext, msg: Any) {

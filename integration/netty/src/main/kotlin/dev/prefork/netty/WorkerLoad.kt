@@ -11,7 +11,7 @@ import java.util.concurrent.atomic.AtomicInteger
  * and the connections it accepted that have not sent their first request yet. [AcceptPacer]
  * weighs it against [busyAt], the processors the worker's JVM was given (its share, with
  * `ForkOptions.cpuShare`). Requests are counted where an [HttpDrainHandler] sees them; without
- * one, [counting] stays false and nothing is held back.
+ * one, nothing is held back.
  */
 internal object WorkerLoad {
     val busyAt: Int = Runtime.getRuntime().availableProcessors()
@@ -20,10 +20,7 @@ internal object WorkerLoad {
     private val pacers = CopyOnWriteArrayList<AcceptPacer>()
 
     @Volatile
-    var counting: Boolean = false
-        private set
-
-    fun units(): Int = units.get()
+    private var counting = false
 
     fun isLoaded(): Boolean = counting && units.get() >= busyAt
 
@@ -37,7 +34,10 @@ internal object WorkerLoad {
 
     /** A request handler of this worker counts requests: from now on the load means something. */
     fun requestsCounted() {
+        if (counting) return
         counting = true
+        // The connections counted before it may have loaded the worker already.
+        if (units.get() >= busyAt) pacers.forEach { it.nudge() }
     }
 
     /** Adds [delta] units; the pacers hear of it when the load crosses [busyAt], either way. */
