@@ -49,6 +49,20 @@ class SubprocessTest : FunSpec({
             }
         }
 
+        test("where glibc lacks posix_spawn_file_actions_addclosefrom_np (before 2.34, as on RHEL 8): still only 0, 1 and 2") {
+            // Each of the JVM's fds is then closed by a file action of its own.
+            val leaky = dev.prefork.posix.Native.posix.let { it.open(it.cString("/dev/null"), 0, 0) }
+            dev.prefork.posix.Spawn.closeFromAvailable = false
+            try {
+                Subprocess.builder("sleep", "30").stdout(Redirect.STREAM).startDetached().use {
+                    eventually(3.seconds) { ProcFs.openFds(it.pid) shouldContainExactly listOf(0, 1, 2) }
+                }
+            } finally {
+                dev.prefork.posix.Spawn.closeFromAvailable = true
+                dev.prefork.posix.Fds.closeQuietly(leaky)
+            }
+        }
+
         test("with inherited stdio: still only 0, 1 and 2") {
             Subprocess.builder("sleep", "30").startDetached().use {
                 eventually(3.seconds) { ProcFs.openFds(it.pid) shouldContainExactly listOf(0, 1, 2) }

@@ -2,6 +2,7 @@ package dev.prefork.posix
 
 import dev.prefork.logger
 import dev.prefork.warn
+import java.nio.file.Path
 
 private val logger = logger("dev.prefork.posix.Posix")
 
@@ -108,7 +109,9 @@ internal interface Posix {
  * each binding use it.
  */
 internal object Native {
-    val posix: Posix = choose()
+    val posix: Posix = choose().let { chosen ->
+        System.getProperty("prefork.native.calls")?.let { CallRecorder.wrap(chosen, Path.of(it)) } ?: chosen
+    }
 
     /** errno as it was after the last call on this thread: read it right after the failed call, before any other. */
     fun errno(): Int = posix.errno()

@@ -37,7 +37,8 @@ internal object Spawn {
     private const val PID = SIGS + SIGSET_SIZE
     private const val STRUCTS_SIZE = PID + 8
 
-    @Volatile private var closeFromAvailable = true
+    /** False once glibc turned out to lack `posix_spawn_file_actions_addclosefrom_np` (before 2.34); tests set it to take that path. */
+    @Volatile internal var closeFromAvailable = true
 
     /** The last environment, encoded, reused while callers pass the very same list (the inherited environment). */
     @Volatile private var lastEnvironment: Pair<List<String>, StringBlock>? = null

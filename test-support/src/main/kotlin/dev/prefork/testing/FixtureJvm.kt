@@ -34,6 +34,8 @@ class FixtureJvm(
         add("-Xshare:auto")
         // The C binding the test JVM was asked for, so a fixture runs on it too.
         System.getProperty("prefork.native")?.let { add("-Dprefork.native=$it") }
+        // Where the C functions it calls are written down (lib's fall-back pass; CallRecorder).
+        System.getProperty("prefork.native.calls")?.let { add("-Dprefork.native.calls=$it") }
         addAll(jvmFlags)
         if (jar != null) {
             add("-jar")
