@@ -6,6 +6,8 @@ import java.io.IOException
 import java.nio.file.Files
 import java.nio.file.Path
 import java.nio.file.StandardCopyOption
+import java.time.Instant
+import java.time.temporal.ChronoUnit
 
 private val logger = logger("dev.prefork.supervisor.StatusFile")
 
@@ -18,7 +20,17 @@ internal class StatusFile(private val file: Path) {
     private val scratch = file.resolveSibling(".${file.fileName}.tmp")
     private var failed = false
 
-    fun write(json: String) {
+    /**
+     * The supervisor [pid] in [state] (starting, serving, reloading, stopping, gave-up): its
+     * [workers], how many are [serving], how many ids are [restarting] (no worker running), its
+     * [spares], and when this was written, to the second.
+     */
+    fun write(pid: Long, state: String, workers: Int, serving: Int, restarting: Int, spares: Int) = write(
+        "{\"pid\":$pid,\"state\":\"$state\",\"workers\":$workers,\"serving\":$serving," +
+            "\"restarting\":$restarting,\"spares\":$spares,\"updated\":\"${Instant.now().truncatedTo(ChronoUnit.SECONDS)}\"}",
+    )
+
+    private fun write(json: String) {
         try {
             Files.writeString(scratch, json + "\n")
             Files.move(scratch, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING)

@@ -3,21 +3,17 @@ package dev.prefork.supervisor
 import dev.prefork.ExitStatus
 import dev.prefork.ForkOptions
 import dev.prefork.GiveUpReason
-import dev.prefork.PipeReader
 import dev.prefork.RestartDecision
 import dev.prefork.RestartPolicy
 import dev.prefork.RestartState
 import dev.prefork.Subprocess
 import dev.prefork.TooManyRestartsException
-import dev.prefork.WORKER_VARIABLE_PREFIX
 import dev.prefork.WorkerEvent
 import dev.prefork.WorkerStatus
 import dev.prefork.debug
 import dev.prefork.error
 import dev.prefork.info
-import dev.prefork.io.PipeSource
 import dev.prefork.logger
-import dev.prefork.nanosOrMax
 import dev.prefork.posix.Fds
 import dev.prefork.posix.Linux
 import dev.prefork.warn
@@ -26,9 +22,7 @@ import java.io.IOException
 import java.nio.channels.ServerSocketChannel
 import java.time.Duration
 import java.util.concurrent.ConcurrentHashMap
-import java.util.concurrent.ThreadLocalRandom
 import kotlin.system.exitProcess
-import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.ExperimentalCoroutinesApi
@@ -66,7 +60,7 @@ internal class Supervisor(
     socketGroups: List<Pair<List<ServerSocketChannel>, Boolean>>,
 ) {
     private val policy = RestartPolicy.of(options)
-    private val events = Channel<Event>(Channel.UNLIMITED)
+    private val events = Channel<SupervisorEvent>(Channel.UNLIMITED)
     /** The pool by id; concurrent only so that [workerStatus] can read it from any thread. */
     private val current = ConcurrentHashMap<Int, Child>()
 
@@ -117,23 +111,9 @@ internal class Supervisor(
     /** The replacement of a worker past [ForkOptions.maxWorkerRss] or [ForkOptions.maxWorkerAge], while it runs: one at a time. */
     private var recycling: Job? = null
 
-    /** [ForkOptions.workerTimeout], and how often workers are told to beat: a quarter of it, at most every second. */
-    private val timeoutNanos: Long? = options.workerTimeout?.nanosOrMax()
-    private val heartbeatMillis: Long? = timeoutNanos?.let { (it / 4 / 1_000_000).coerceIn(MIN_HEARTBEAT_MILLIS, MAX_CHECK_MILLIS) }
-
-    /** Until it is ready, a worker has the ready timeout if that is longer: a health check may fail while its server starts. */
-    private val startGraceNanos: Long? = timeoutNanos?.let { maxOf(it, options.readyTimeout.nanosOrMax()) }
-
-    /** When memory and age were last looked at: every second, however often heartbeats are checked. */
-    private var recycleCheckedNanos = System.nanoTime()
-    private val ageNanos: Long? = options.maxWorkerAge?.nanosOrMax()
-
     /** SIGUSR2's new supervisor while it starts; [handedOver] once it serves and this one is on its way out. */
     private var upgrade: Job? = null
     private var handedOver = false
-
-    /** The new supervisor of an upgrade until it serves: a graceful stop meanwhile stops it too. */
-    private var successor: Subprocess? = null
 
     private val ownPid = ProcessHandle.current().pid()
 
@@ -141,38 +121,7 @@ internal class Supervisor(
     private lateinit var scope: CoroutineScope
 
 
-    /** Child fds from 5 up, in group order (fd 3: watch pipe, fd 4: ready pipe). */
-    private val passedSockets = socketGroups.filter { !it.second }.flatMap { it.first }.associateWith(SocketHandoff::fdOf)
-    private val parentSocketFds = passedSockets.values.map { it.fd }
-    private val encodedGroups: String = encode(socketGroups, FIRST_SOCKET_FD)
-
-    /** The same groups for SIGUSR2's new supervisor, whose sockets start at fd 4 (fd 3: its ready pipe). */
-    private val successorGroups: String = encode(socketGroups, Upgrade.FIRST_SOCKET_FD)
-
-    /** The groups as a child must replay them, its inherited sockets numbered from [firstFd] up. */
-    private fun encode(socketGroups: List<Pair<List<ServerSocketChannel>, Boolean>>, firstFd: Int): String {
-        var next = firstFd
-        return WorkerEnvironment.encode(
-            socketGroups.map { (channels, reusePort) ->
-                if (reusePort) {
-                    WorkerEnvironment.Group.ReusePort((channels.first().localAddress as java.net.InetSocketAddress).port)
-                } else {
-                    WorkerEnvironment.Group.Shared(channels.map { next++ to passedSockets.getValue(it).inet6 })
-                }
-            },
-        )
-    }
     private val reusePortChannels = socketGroups.filter { it.second }.flatMap { it.first }
-    private val sharedChannels = passedSockets.keys
-
-    /** With [ForkOptions.inheritedChannel], the first shared socket becomes every worker's fd 0. */
-    private val inheritedFd: Int? = if (options.inheritedChannel) {
-        checkNotNull(parentSocketFds.firstOrNull()) {
-            "ForkOptions.inheritedChannel(true) needs a socket bound with bindSockets (reusePort = false) before forkProcesses"
-        }
-    } else {
-        null
-    }
 
     /** systemd's notification socket, when this supervisor runs as a `Type=notify` service. */
     private val systemd: SystemdNotify? = SystemdNotify.fromEnvironment()
@@ -181,67 +130,14 @@ internal class Supervisor(
     private val statusFile: StatusFile? = options.statusFile?.let(::StatusFile)
     private var phase = "starting"
 
-    /** A worker waits this long for its accepted connections on SIGTERM: never past the SIGKILL that follows. */
-    private val drainMillis = minOf(options.drainTimeout, options.gracefulTimeout).toMillis()
+    /** Heartbeats, memory and age: which workers are past them. */
+    private val limits = WorkerLimits(options)
 
-    /**
-     * The supervisor-alive pipe: workers get the read end as fd 3; this process keeps the write
-     * end until it dies. Opened last, after every step of set-up that can fail.
-     */
-    private val watchPipe = Fds.pipe()
-    private val watchPipeTarget = checkNotNull(WorkerEnvironment.fdTarget(watchPipe[0])) { "cannot read /proc/self/fd/${watchPipe[0]}" }
+    /** How workers are started: their fds, environment and the supervisor-alive pipe, opened last, after every step of set-up that can fail. */
+    private val launcher = WorkerLauncher(options, socketGroups, limits.heartbeatMillis)
 
-    /**
-     * A worker, or a spare ([id] is [SPARE] until it takes one over; [assignFd] is this
-     * process's end of its assignment pipe until then).
-     */
-    private class Child(@Volatile var id: Int, val process: Subprocess, @Volatile var startedNanos: Long, var assignFd: Int? = null) {
-        /** True once the worker said it is serving; false if it exited first. */
-        val ready = CompletableDeferred<Boolean>()
-        val pid: Long get() = process.pid
-
-        /** When it last said anything on its ready pipe (a heartbeat, mostly); null: not yet. */
-        var heardNanos: Long? = null
-
-        /** Stopped for a missed heartbeat: its exit counts as a failure whatever its status. */
-        var timedOut = false
-
-        /** How long it may serve under [ForkOptions.maxWorkerAge], its jitter drawn; null: for ever. */
-        var ageLimitNanos: Long? = null
-
-        /** Replaced for [ForkOptions.maxWorkerRss] or [ForkOptions.maxWorkerAge]; after a failed try, not again before [recycleNotBefore]. */
-        var recycled = false
-        var recycleNotBefore: Long? = null
-
-        /** A spare that reached its forkProcesses, where it waits for an id. */
-        var waiting = false
-
-        /** It said it is ready (set on the supervisor's thread, as [ready] completes true). */
-        @Volatile
-        var serving = false
-
-        /** Taken out of the pool by SIGTTOU: its exit ends it. */
-        var removed = false
-
-        /** During a rolling restart, the worker this one replaces until it said it is ready. */
-        var replacing: Child? = null
-    }
-
-    private sealed interface Event {
-        class Exited(val worker: Child, val status: ExitStatus) : Event
-        class StartDue(val id: Int) : Event
-        data object SpareDue : Event
-        /** The first workers are ready: spares and the training run may start. */
-        data object FirstReady : Event
-        class TrainingTimedOut(val trainer: Child) : Event
-        class Signaled(val name: String) : Event
-        /** One worker more ([by] 1) or fewer (-1), from a signal or from code in this process. */
-        class Resize(val by: Int) : Event
-        /** Time to tell systemd's watchdog that the event loop runs. */
-        data object Watchdog : Event
-        /** Time to look for workers past their heartbeat, memory or age limits. */
-        data object Check : Event
-    }
+    /** SIGUSR2's side in this supervisor. */
+    private val upgrader = SupervisorUpgrade(options, launcher)
 
     @OptIn(ExperimentalCoroutinesApi::class)
     suspend fun run(): Nothing = withContext(Dispatchers.Default.limitedParallelism(1)) {
@@ -256,17 +152,16 @@ internal class Supervisor(
             systemd?.watchdogMillis?.let { every ->
                 scope.launch {
                     while (true) {
-                        events.send(Event.Watchdog)
+                        events.send(SupervisorEvent.Watchdog)
                         delay(every)
                     }
                 }
             }
-            if (timeoutNanos != null || options.maxWorkerRss > 0 || ageNanos != null) {
-                val every = heartbeatMillis ?: MAX_CHECK_MILLIS
+            limits.checkEveryMillis?.let { every ->
                 scope.launch {
                     while (true) {
                         delay(every)
-                        events.send(Event.Check)
+                        events.send(SupervisorEvent.Check)
                     }
                 }
             }
@@ -281,17 +176,17 @@ internal class Supervisor(
                 val first = current.values.toList()
                 scope.launch {
                     first.forEach { it.ready.await() }
-                    events.send(Event.FirstReady)
+                    events.send(SupervisorEvent.FirstReady)
                 }
                 // With SO_REUSEPORT every worker has its own socket; the supervisor's would only steal connections.
                 reusePortChannels.forEach { it.close() }
                 for (event in events) {
                     when (event) {
-                        is Event.Exited -> state = exited(event, state) ?: continue
+                        is SupervisorEvent.Exited -> state = exited(event, state) ?: continue
                         // A restart due for an id that SIGTTOU removed, or that SIGTTIN has started again since, is void.
-                        is Event.StartDue -> if (!stopping && event.id < count && current[event.id] == null) replace(event.id)
-                        Event.SpareDue -> if (!stopping && spares.size < spareCount) startSpare()
-                        Event.FirstReady -> if (!stopping) {
+                        is SupervisorEvent.StartDue -> if (!stopping && event.id < count && current[event.id] == null) replace(event.id)
+                        SupervisorEvent.SpareDue -> if (!stopping && spares.size < spareCount) startSpare()
+                        SupervisorEvent.FirstReady -> if (!stopping) {
                             phase = "serving"
                             if (Upgrade.isSuccessor) {
                                 // systemd follows the new main process (NotifyAccess=all) from this datagram on.
@@ -303,18 +198,18 @@ internal class Supervisor(
                             repeat(spareCount - spares.size) { startSpare() }
                             if (archive?.needsTraining == true) train()
                         }
-                        is Event.TrainingTimedOut -> if (trainer === event.trainer) {
+                        is SupervisorEvent.TrainingTimedOut -> if (trainer === event.trainer) {
                             logger.warn { "start-up archive: the training JVM (pid ${event.trainer.pid}) did not reach forkProcesses within ${options.readyTimeout}; stopping it" }
                             event.trainer.process.terminate()
                         }
-                        Event.Watchdog -> if (!handedOver) systemd?.send("WATCHDOG=1")
-                        Event.Check -> if (!stopping) {
+                        SupervisorEvent.Watchdog -> if (!handedOver) systemd?.send("WATCHDOG=1")
+                        SupervisorEvent.Check -> if (!stopping) {
                             val now = System.nanoTime()
-                            checkHeartbeats(now)
+                            limits.silent(current.values, now).forEach { (worker, silent) -> timeOut(worker, silent) }
                             checkRecycling(now)
                         }
-                        is Event.Resize -> if (!stopping) state = if (event.by > 0) addWorker(state) else removeWorker(state)
-                        is Event.Signaled -> when (event.name) {
+                        is SupervisorEvent.Resize -> if (!stopping) state = if (event.by > 0) addWorker(state) else removeWorker(state)
+                        is SupervisorEvent.Signaled -> when (event.name) {
                             "HUP" -> if (rolling?.isActive != true) {
                                 val recycle = recycling
                                 rolling = launch {
@@ -328,7 +223,14 @@ internal class Supervisor(
                             "USR2" -> if (upgrade?.isActive == true) {
                                 logger.warn { "SIGUSR2: an upgrade is already under way" }
                             } else if (!stopping) {
-                                upgrade = launch { upgradeSupervisor() }
+                                upgrade = launch {
+                                    upgrader.handOver()?.let { pid ->
+                                        logger.info { "SIGUSR2: the new supervisor (pid $pid) serves; stopping this one's ${current.size} workers" }
+                                        handedOver = true
+                                        stopAll()
+                                        exitProcess(0)
+                                    }
+                                }
                             }
                             else -> {
                                 logger.info { "SIG${event.name} received, stopping ${current.size} workers" }
@@ -354,8 +256,7 @@ internal class Supervisor(
                 running = null
                 // Only reached on the way to an exception: give SIGTERM/SIGINT back to the JVM.
                 previousHandlers.forEach { (signal, handler) -> Signal.handle(signal, handler) }
-                Fds.closeQuietly(watchPipe[0])
-                Fds.closeQuietly(watchPipe[1])
+                launcher.close()
             }
             error("unreachable: the supervisor's event channel never closes")
         }
@@ -369,7 +270,7 @@ internal class Supervisor(
         listOf("TERM", "INT", "HUP", "USR1", "USR2", "TTIN", "TTOU").mapNotNull { name ->
             val signal = Signal(name)
             try {
-                val previous = Signal.handle(signal) { events.trySend(Event.Signaled(name)) }
+                val previous = Signal.handle(signal) { events.trySend(SupervisorEvent.Signaled(name)) }
                 if (previous == sun.misc.SignalHandler.SIG_IGN) {
                     // The JVM keeps a shutdown signal ignored if it started that way (nohup, `&` in a script).
                     logger.warn { "SIG$name was ignored when this JVM started: no ${feature(name)} on it" }
@@ -382,7 +283,7 @@ internal class Supervisor(
         }.toMap()
 
     /** Applies the policy to one exit; null when the exit was of a worker already replaced. */
-    private suspend fun exited(event: Event.Exited, state: RestartState): RestartState? {
+    private suspend fun exited(event: SupervisorEvent.Exited, state: RestartState): RestartState? {
         val worker = event.worker
         val status = event.status
         if (worker === trainer) {
@@ -392,7 +293,7 @@ internal class Supervisor(
             if (!stopping) archive?.trained(status.exitCode, (System.nanoTime() - worker.startedNanos) / 1_000_000)
             return null
         }
-        if (worker.id == SPARE) {
+        if (worker.id == Child.SPARE) {
             spareExited(worker, status)
             return null
         }
@@ -431,7 +332,7 @@ internal class Supervisor(
                 when {
                     spare != null -> tookOver(spare)
                     decision.delayNanos == 0L -> start(worker.id)
-                    else -> later(decision.delayNanos / 1_000_000, Event.StartDue(worker.id))
+                    else -> later(decision.delayNanos / 1_000_000, SupervisorEvent.StartDue(worker.id))
                 }
                 notify(status())
             }
@@ -481,7 +382,7 @@ internal class Supervisor(
             }
             spare.id = id
             spare.startedNanos = System.nanoTime()
-            spare.ageLimitNanos = ageLimit()
+            spare.ageLimitNanos = limits.ageLimit()
             spare.heardNanos = null // what it said while it waited (or, its health check failing, did not) is not its start as a worker
             current[id] = spare
             return spare
@@ -495,13 +396,13 @@ internal class Supervisor(
     private fun tookOver(spare: Child) {
         logger.info { "child ${spare.id}: spare (pid ${spare.pid}) takes over" }
         options.listener?.onEvent(WorkerEvent.Started(spare.id, spare.pid, fromSpare = true))
-        later(SPARE_REFILL_MILLIS, Event.SpareDue)
+        later(SPARE_REFILL_MILLIS, SupervisorEvent.SpareDue)
     }
 
     private fun start(id: Int): Child {
         val process = spawn(mapOf(WorkerEnvironment.TASK_ID to id.toString()), assignFd = null, id = id)
         val worker = Child(id, process, System.nanoTime())
-        worker.ageLimitNanos = ageLimit()
+        worker.ageLimitNanos = limits.ageLimit()
         current[id] = worker
         options.listener?.onEvent(WorkerEvent.Started(id, process.pid))
         watch(worker)
@@ -537,20 +438,20 @@ internal class Supervisor(
         trainer = run
         logger.info { "start-up archive: training JVM (pid ${run.pid}) started, for ${archive?.file}" }
         watch(run)
-        later(options.readyTimeout.toMillis(), Event.TrainingTimedOut(run))
+        later(options.readyTimeout.toMillis(), SupervisorEvent.TrainingTimedOut(run))
     }
 
     private fun launchSpare(training: Boolean): Child {
         val assign = Fds.pipe()
         val process = try {
-            spawn(mapOf(WorkerEnvironment.SPARE to (FIRST_SOCKET_FD + parentSocketFds.size).toString()), assignFd = assign[0], training = training)
+            spawn(mapOf(WorkerEnvironment.SPARE to launcher.spareAssignFd.toString()), assignFd = assign[0], training = training)
         } catch (e: IOException) {
             Fds.closeQuietly(assign[1])
             throw e
         } finally {
             Fds.closeQuietly(assign[0]) // the spare has its own copy
         }
-        return Child(SPARE, process, System.nanoTime(), assignFd = assign[1])
+        return Child(Child.SPARE, process, System.nanoTime(), assignFd = assign[1])
     }
 
     /** Ends a spare that waits for an id with status 0: `"retire"` on its assignment pipe. */
@@ -586,10 +487,10 @@ internal class Supervisor(
     private fun scheduleSpare() {
         val delayMillis = minOf(SPARE_RETRY_MILLIS shl minOf(spareFailures, 5), SPARE_RETRY_MAX_MILLIS)
         spareFailures++
-        later(delayMillis, Event.SpareDue)
+        later(delayMillis, SupervisorEvent.SpareDue)
     }
 
-    private fun later(millis: Long, event: Event) {
+    private fun later(millis: Long, event: SupervisorEvent) {
         scope.launch {
             delay(millis)
             events.send(event)
@@ -602,18 +503,6 @@ internal class Supervisor(
      * is the worker's id, null for a spare or the training run.
      */
     private fun spawn(variables: Map<String, String>, assignFd: Int?, training: Boolean = false, id: Int? = null): Subprocess {
-        // Only the service's main process speaks systemd's protocols: its workers neither notify nor look for activated sockets.
-        val environment = inheritedEnvironment(dropping = SystemdNotify.VARIABLES) + variables + mapOf(
-            WorkerEnvironment.CONTROL_FDS to "$WATCH_FD,$READY_FD",
-            WorkerEnvironment.SOCKETS to encodedGroups,
-            WorkerEnvironment.WATCH_PIPE to watchPipeTarget,
-            WorkerEnvironment.DRAIN_MS to drainMillis.toString(),
-        ) + listOfNotNull(
-            (WorkerEnvironment.READY to WorkerRuntime.EXPLICIT).takeIf { options.explicitReady },
-            (WorkerEnvironment.INHERITED_CHANNEL to "1").takeIf { inheritedFd != null },
-            heartbeatMillis?.let { WorkerEnvironment.HEARTBEAT_MS to it.toString() },
-        )
-        // A process group of its own: a terminal's Ctrl-C reaches only the supervisor, which then stops the workers in order.
         val archive = archive
         val archived = when {
             archive == null -> command
@@ -622,12 +511,7 @@ internal class Supervisor(
         }
         // During SIGTTIN, worker [id] = count is started before the count grows.
         val workers = maxOf(count, (id ?: 0) + 1)
-        val line = cpus?.command(archived, id, workers) ?: archived
-        val builder = Subprocess.builder(line).env(environment).newProcessGroup().passFd(watchPipe[0]).readPipe()
-        parentSocketFds.forEach { builder.passFd(it) }
-        assignFd?.let { builder.passFd(it) } // after the sockets: fd 5 + their number
-        inheritedFd?.let { builder.stdinFrom(it) }
-        return builder.startDetached()
+        return launcher.spawn(cpus?.command(archived, id, workers) ?: archived, variables, assignFd)
     }
 
     /** Follows [worker]'s lines on its ready pipe (`spare`, then `ready`) and its exit. */
@@ -647,7 +531,7 @@ internal class Supervisor(
                         worker.waiting = true
                         spareFailures = 0
                         logger.debug { "spare (pid ${process.pid}) waiting" }
-                        if (worker.id == SPARE) options.listener?.onEvent(WorkerEvent.SpareReady(process.pid))
+                        if (worker.id == Child.SPARE) options.listener?.onEvent(WorkerEvent.SpareReady(process.pid))
                     } else if (line.contentEquals(READY_LINE) && !worker.serving) {
                         worker.serving = true
                         // Started anywhere, so that its start-up had every CPU; it serves on its own from now on.
@@ -667,7 +551,7 @@ internal class Supervisor(
             process.waitForExit(raiseError = false)
             // Its last lines are in the pipe still: read them (ready or not) before the exit is judged, within a bound in case a child of its own holds the pipe.
             withTimeoutOrNull(READY_PIPE_DRAIN_MILLIS) { worker.ready.await() }
-            events.send(Event.Exited(worker, process.exitStatus!!))
+            events.send(SupervisorEvent.Exited(worker, process.exitStatus!!))
         }
     }
 
@@ -759,24 +643,12 @@ internal class Supervisor(
         return true
     }
 
-    /** Workers silent past [ForkOptions.workerTimeout] are stopped; until it is ready a worker has the ready timeout, if longer. */
-    private fun checkHeartbeats(now: Long) {
-        val timeout = timeoutNanos ?: return
-        val grace = startGraceNanos ?: return
-        for (worker in current.values) {
-            if (worker.timedOut || worker.process.returnCode != null) continue
-            val silent = now - (worker.heardNanos ?: worker.startedNanos)
-            if (silent > if (worker.serving) timeout else grace) timeOut(worker, silent)
-        }
-    }
-
     /**
-     * SIGTERM, with SIGCONT for a stopped JVM to act on it, then SIGKILL after the graceful
-     * timeout; its exit is restarted as a failure.
+     * A worker silent for [silent]: SIGTERM, with SIGCONT for a stopped JVM to act on it, then
+     * SIGKILL after the graceful timeout; its exit is restarted as a failure.
      */
-    private fun timeOut(worker: Child, silentNanos: Long) {
+    private fun timeOut(worker: Child, silent: Duration) {
         worker.timedOut = true
-        val silent = Duration.ofNanos(silentNanos)
         logger.warn { "child ${worker.id} (pid ${worker.pid}) timed out: no heartbeat for ${silent.toMillis()} ms (workerTimeout ${options.workerTimeout}); stopping it" }
         options.listener?.onEvent(WorkerEvent.TimedOut(worker.id, worker.pid, silent))
         scope.launch {
@@ -786,37 +658,14 @@ internal class Supervisor(
         }
     }
 
-    /**
-     * Starts the replacement of one serving worker past [ForkOptions.maxWorkerRss] or
-     * [ForkOptions.maxWorkerAge], unless one runs: the oldest, so that while one old worker
-     * drains, its young replacement cannot jump the queue ahead of the others.
-     */
+    /** Starts the replacement of a worker past its memory or age ([WorkerLimits]), unless a replacement runs already. */
     private fun checkRecycling(now: Long) {
-        if (options.maxWorkerRss <= 0 && ageNanos == null) return
-        if (now - recycleCheckedNanos < MAX_CHECK_MILLIS * 1_000_000) return
-        recycleCheckedNanos = now
         if (rolling?.isActive == true || recycling?.isActive == true) return
-        for (worker in current.values.sortedBy { it.startedNanos - now }) {
-            if (!worker.serving || worker.timedOut || worker.removed || worker.replacing != null) continue
-            if (worker.recycleNotBefore?.let { now - it < 0 } == true) continue
-            val reason = recycleReason(worker, now) ?: continue
-            recycling = scope.launch { recycle(worker, reason) }
-            return
-        }
+        val (worker, reason) = limits.dueForRecycling(current.values, now) ?: return
+        recycling = scope.launch { recycle(worker, reason) }
     }
 
-    private fun recycleReason(worker: Child, now: Long): String? {
-        val age = now - worker.startedNanos
-        val limit = worker.ageLimitNanos
-        if (limit != null && age >= limit) return "up ${Duration.ofNanos(age).toMillis()} ms, past maxWorkerAge ${options.maxWorkerAge} (+${Duration.ofNanos(limit - ageNanos!!).toMillis()} ms jitter)"
-        if (options.maxWorkerRss > 0) {
-            val rss = ProcStat.rssBytes(worker.pid)
-            if (rss > options.maxWorkerRss) return "RSS ${rss / MIB} MiB, past maxWorkerRss ${options.maxWorkerRss / MIB} MiB"
-        }
-        return null
-    }
-
-    /** Replaces [old] as a rolling restart would; a failed try is tried again after [RECYCLE_RETRY_MILLIS]. */
+    /** Replaces [old] as a rolling restart would; a failed try is tried again later ([WorkerLimits.recyclingFailed]). */
     private suspend fun recycle(old: Child, reason: String) {
         if (current[old.id] !== old) return // exited, or removed by SIGTTOU, since the check
         logger.info { "child ${old.id} (pid ${old.pid}) recycled: $reason; replacing it" }
@@ -824,21 +673,11 @@ internal class Supervisor(
         old.recycled = true
         val ranMillis = (System.nanoTime() - old.startedNanos) / 1_000_000
         if (!replaceServing(old, "recycling")) {
-            old.recycled = false
-            old.recycleNotBefore = System.nanoTime() + RECYCLE_RETRY_MILLIS * 1_000_000
+            limits.recyclingFailed(old)
             return
         }
-        if (options.maxWorkerRss > 0 && ranMillis < SHORT_LIFE_MILLIS) {
-            logger.warn { "child ${old.id} was recycled $ranMillis ms after it started: is maxWorkerRss (${options.maxWorkerRss / MIB} MiB) below what a worker needs?" }
-        }
+        limits.recycled(old, ranMillis)
         notify(status())
-    }
-
-    /** A new worker's share of [ForkOptions.maxWorkerAge]: the age plus a random part of the jitter. */
-    private fun ageLimit(): Long? = ageNanos?.let { age ->
-        val jitter = options.maxWorkerAgeJitter.nanosOrMax()
-        val limit = age + if (jitter > 0) ThreadLocalRandom.current().nextLong(jitter) else 0
-        if (limit < 0) Long.MAX_VALUE else limit // past 292 years: for ever
     }
 
     /** SIGUSR1: the supervisor's state, then every worker's status, in the log. */
@@ -874,10 +713,10 @@ internal class Supervisor(
         // A graceful stop during an upgrade stops the new supervisor too: it must not serve on alone.
         if (!handedOver) {
             upgrade?.cancel()
-            stopSuccessor()
+            upgrader.stopSuccessor()
         }
         // New connections are refused from now on, rather than queued for workers that are leaving.
-        sharedChannels.forEach { it.close() }
+        launcher.sharedChannels.forEach { it.close() }
         stop(current.values + leaving + idleJvms())
         archive?.abandonTraining() // a training JVM stopped now wrote its archive as it exited: incomplete
     }
@@ -915,86 +754,6 @@ internal class Supervisor(
         "TTIN", "TTOU" -> "resizing"
         "USR1" -> "status report"
         else -> "graceful stop"
-    }
-
-    /**
-     * SIGUSR2: starts a new supervisor from this one's command line with the listening sockets
-     * ([Upgrade]); once it says its workers serve, stops this one's workers gracefully and exits
-     * 0. A new supervisor that exits, or is not ready within [ForkOptions.readyTimeout], is
-     * stopped, and this one keeps serving.
-     */
-    private suspend fun upgradeSupervisor() {
-        if (ownPid == 1L) {
-            logger.error { "SIGUSR2: as PID 1 this supervisor cannot hand over (its container would end with it): no upgrade; SIGHUP replaces the workers" }
-            return
-        }
-        val pipe = Fds.pipe()
-        val fresh = try {
-            spawnSuccessor(pipe[1])
-        } catch (e: Exception) { // the spawn's IOException, or this JVM's command line unreadable
-            Fds.closeQuietly(pipe[0])
-            logger.error(e) { "SIGUSR2: cannot start a new supervisor; this one keeps serving" }
-            return
-        } finally {
-            Fds.closeQuietly(pipe[1])
-        }
-        successor = fresh
-        logger.info { "SIGUSR2: new supervisor (pid ${fresh.pid}) started from the command line; this one serves until its workers do" }
-        val said = try {
-            PipeReader(PipeSource(pipe[0], Subprocess.reactor, "the upgrade's ready pipe").also { it.start() }, "the upgrade's ready pipe")
-        } catch (e: Exception) {
-            Fds.closeQuietly(pipe[0])
-            stopSuccessor()
-            logger.error(e) { "SIGUSR2: cannot read the new supervisor's ready pipe; it is stopped, and this one keeps serving" }
-            return
-        }
-        val ready = try {
-            withTimeoutOrNull(options.readyTimeout.toMillis()) {
-                try {
-                    said.readUntil(NEWLINE).contentEquals(READY_LINE)
-                } catch (e: EOFException) {
-                    false
-                }
-            }
-        } finally {
-            said.close()
-        }
-        if (ready != true) {
-            val why = if (ready == null) "was not ready within ${options.readyTimeout}" else "exited before it was ready"
-            stopSuccessor()
-            logger.error { "SIGUSR2: the new supervisor (pid ${fresh.pid}) $why (${fresh.exitStatus}); this one keeps serving" }
-            return
-        }
-        logger.info { "SIGUSR2: the new supervisor (pid ${fresh.pid}) serves; stopping this one's ${current.size} workers" }
-        successor = null
-        handedOver = true
-        stopAll()
-        exitProcess(0)
-    }
-
-    /** SIGTERM to an upgrade's new supervisor that is not serving yet, SIGKILL after the graceful timeout; its workers follow it. */
-    private suspend fun stopSuccessor() {
-        val fresh = successor ?: return
-        successor = null
-        withContext(NonCancellable) {
-            runCatching { fresh.terminate() }
-            if (withTimeoutOrNull(options.gracefulTimeout.toMillis()) { fresh.waitForExit(raiseError = false) } == null) {
-                runCatching { fresh.kill() }
-                fresh.waitForExit(raiseError = false)
-            }
-        }
-    }
-
-    /** The new supervisor: this JVM's command line, [readyFd] as its fd 3, the shared sockets from fd 4 up. */
-    private fun spawnSuccessor(readyFd: Int): Subprocess {
-        // NOTIFY_SOCKET and WATCHDOG_USEC stay: the new supervisor is the service's main process once it says MAINPID=.
-        val environment = inheritedEnvironment(dropping = listOf("WATCHDOG_PID")) + mapOf(
-            Upgrade.SOCKETS to successorGroups,
-            Upgrade.READY to checkNotNull(WorkerEnvironment.fdTarget(readyFd)) { "cannot read /proc/self/fd/$readyFd" },
-        )
-        val builder = Subprocess.builder(WorkerCommand.ofThisJvm()).env(environment).passFd(readyFd)
-        parentSocketFds.forEach { builder.passFd(it) }
-        return builder.startDetached()
     }
 
     /** SIGTTIN: worker `count` is started (a spare takes it when there is one); ids stay `0 until count`. */
@@ -1056,28 +815,20 @@ internal class Supervisor(
 
     /** From code in this process ([dev.prefork.addWorker], [dev.prefork.removeWorker]): the same as the signals. */
     fun resize(by: Int) {
-        events.trySend(Event.Resize(by))
+        events.trySend(SupervisorEvent.Resize(by))
     }
 
     /** A change of state: one datagram to systemd when it listens, and the status file when there is one. */
     private fun notify(vararg assignments: String) {
         if (handedOver) return // the new supervisor speaks for the service now
         systemd?.send(assignments.joinToString("\n"))
-        statusFile?.write(
-            "{\"pid\":$ownPid,\"state\":\"$phase\",\"workers\":$count,\"serving\":${serving()}," +
-                "\"restarting\":${restarting()},\"spares\":${spares.size},\"updated\":\"${java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)}\"}",
-        )
+        statusFile?.write(ownPid, phase, count, serving(), restarting(), spares.size)
     }
 
     private fun serving(): Int = current.values.count { it.serving }
 
     /** Ids with no worker running: a restart due, or a worker being started. */
     private fun restarting(): Int = count - current.size
-
-    /** This supervisor's environment for a child JVM: without prefork's worker variables, systemd's activation, or [dropping]. */
-    private fun inheritedEnvironment(dropping: Collection<String>): Map<String, String> = System.getenv().filterKeys {
-        !it.startsWith(WORKER_VARIABLE_PREFIX) && it !in SocketActivation.VARIABLES && it !in dropping
-    }
 
     /** The `STATUS=` line: how many workers serve, and what else is going on. */
     private fun status(): String {
@@ -1092,12 +843,6 @@ internal class Supervisor(
         var running: Supervisor? = null
             private set
 
-        private const val WATCH_FD = 3
-        private const val READY_FD = 4
-        private const val FIRST_SOCKET_FD = 5
-
-        /** The id of a spare until it takes one over. */
-        private const val SPARE = -1
         private const val SPARE_RETRY_MILLIS = 1_000L
         private const val SPARE_REFILL_MILLIS = 1_000L
         private const val SPARE_RETRY_MAX_MILLIS = 30_000L
@@ -1108,16 +853,5 @@ internal class Supervisor(
         private val READY_LINE = "ready\n".toByteArray()
         private val SPARE_LINE = "spare\n".toByteArray()
         private val ALIVE_LINE = "alive\n".toByteArray()
-
-        /** Heartbeats and recycling checks: at most every second, and heartbeats at least every 25 ms. */
-        private const val MAX_CHECK_MILLIS = 1_000L
-        private const val MIN_HEARTBEAT_MILLIS = 25L
-
-        /** After a failed recycling try, the same worker is not tried again for this long. */
-        private const val RECYCLE_RETRY_MILLIS = 30_000L
-
-        /** A worker recycled for its memory this soon after it started hints at a limit set too low. */
-        private const val SHORT_LIFE_MILLIS = 60_000L
-        private const val MIB = 1024L * 1024L
     }
 }
