@@ -1,6 +1,5 @@
 package dev.prefork.supervisor
 
-import dev.prefork.ExitStatus
 import dev.prefork.ForkOptions
 import dev.prefork.GiveUpReason
 import dev.prefork.RestartDecision
@@ -14,7 +13,6 @@ import dev.prefork.debug
 import dev.prefork.error
 import dev.prefork.info
 import dev.prefork.logger
-import dev.prefork.posix.Fds
 import dev.prefork.posix.Linux
 import dev.prefork.warn
 import java.io.EOFException
@@ -68,12 +66,6 @@ internal class Supervisor(
     private val restartsById = ConcurrentHashMap<Int, Int>()
     private val leaving = HashSet<Child>()
 
-    /** Spares not assigned yet, oldest first. */
-    private val spares = ArrayDeque<Child>()
-
-    /** Spares that died before they were assigned, in a row: their replacements wait longer each time. */
-    private var spareFailures = 0
-
     /**
      * A spare or a training run binds its own SO_REUSEPORT sockets when it runs `bindSockets`,
      * before `forkProcesses`, and the kernel would hand it connections it never accepts.
@@ -103,8 +95,6 @@ internal class Supervisor(
      */
     private val cpus: WorkerCpus? by lazy { WorkerCpus.of(options, command, System.getenv()) }
 
-    /** The JVM whose exit writes [archive], while it runs. */
-    private var trainer: Child? = null
     private var stopping = false
     private var rolling: Job? = null
 
@@ -135,6 +125,15 @@ internal class Supervisor(
 
     /** How workers are started: their fds, environment and the supervisor-alive pipe, opened last, after every step of set-up that can fail. */
     private val launcher = WorkerLauncher(options, socketGroups, limits.heartbeatMillis)
+
+    /** The spares and the start-up archive's training run. */
+    private val spares = Spares(
+        options,
+        spareCount,
+        launch = { assignFd, training -> spawn(mapOf(WorkerEnvironment.SPARE to launcher.spareAssignFd.toString()), assignFd, training) },
+        watch = ::watch,
+        later = ::later,
+    )
 
     /** SIGUSR2's side in this supervisor. */
     private val upgrader = SupervisorUpgrade(options, launcher)
@@ -185,7 +184,7 @@ internal class Supervisor(
                         is SupervisorEvent.Exited -> state = exited(event, state) ?: continue
                         // A restart due for an id that SIGTTOU removed, or that SIGTTIN has started again since, is void.
                         is SupervisorEvent.StartDue -> if (!stopping && event.id < count && current[event.id] == null) replace(event.id)
-                        SupervisorEvent.SpareDue -> if (!stopping && spares.size < spareCount) startSpare()
+                        SupervisorEvent.SpareDue -> if (!stopping && spares.size < spares.wanted) spares.start()
                         SupervisorEvent.FirstReady -> if (!stopping) {
                             phase = "serving"
                             if (Upgrade.isSuccessor) {
@@ -195,10 +194,10 @@ internal class Supervisor(
                             } else {
                                 notify("READY=1", status())
                             }
-                            repeat(spareCount - spares.size) { startSpare() }
-                            if (archive?.needsTraining == true) train()
+                            spares.fill()
+                            if (archive?.needsTraining == true) spares.train(archive)
                         }
-                        is SupervisorEvent.TrainingTimedOut -> if (trainer === event.trainer) {
+                        is SupervisorEvent.TrainingTimedOut -> if (spares.trainer === event.trainer) {
                             logger.warn { "start-up archive: the training JVM (pid ${event.trainer.pid}) did not reach forkProcesses within ${options.readyTimeout}; stopping it" }
                             event.trainer.process.terminate()
                         }
@@ -242,7 +241,7 @@ internal class Supervisor(
                     }
                     if (state.done) {
                         stopping = true
-                        stop(idleJvms())
+                        stop(spares.takeAll())
                         archive?.abandonTraining()
                         coroutineContext.cancelChildren()
                         statusFile?.delete()
@@ -286,15 +285,13 @@ internal class Supervisor(
     private suspend fun exited(event: SupervisorEvent.Exited, state: RestartState): RestartState? {
         val worker = event.worker
         val status = event.status
-        if (worker === trainer) {
-            trainer = null
-            worker.assignFd?.let(Fds::closeQuietly)
-            worker.assignFd = null
+        if (spares.trainerExited(worker)) {
             if (!stopping) archive?.trained(status.exitCode, (System.nanoTime() - worker.startedNanos) / 1_000_000)
             return null
         }
         if (worker.id == Child.SPARE) {
-            spareExited(worker, status)
+            leaving -= worker
+            spares.exited(worker, status, stopping)
             return null
         }
         if (current[worker.id] !== worker) {
@@ -330,7 +327,7 @@ internal class Supervisor(
                 logger.warn { "$what $how, restarting" }
                 options.listener?.onEvent(WorkerEvent.Exited(worker.id, worker.pid, status, restarting = true))
                 when {
-                    spare != null -> tookOver(spare)
+                    spare != null -> spares.tookOver(spare)
                     decision.delayNanos == 0L -> start(worker.id)
                     else -> later(decision.delayNanos / 1_000_000, SupervisorEvent.StartDue(worker.id))
                 }
@@ -358,46 +355,10 @@ internal class Supervisor(
     }
 
     /** Worker [id] again: the oldest spare takes it over when there is one, a new JVM otherwise. */
-    private fun replace(id: Int): Child = handOver(id)?.also(::tookOver) ?: start(id)
+    private fun replace(id: Int): Child = handOver(id)?.also(spares::tookOver) ?: start(id)
 
-    /**
-     * Gives [id] to the oldest spare; null when there is none. A spare still on its way to
-     * `forkProcesses` takes it too: it is further along than a JVM started now, and reads its
-     * id when it gets there. The caller then calls [tookOver].
-     */
-    private fun handOver(id: Int): Child? {
-        while (true) {
-            // One that waits already first: it answers at once.
-            val spare = (spares.firstOrNull { it.waiting } ?: spares.firstOrNull())?.also { spares.remove(it) } ?: return null
-            val fd = checkNotNull(spare.assignFd)
-            spare.assignFd = null
-            try {
-                Fds.writeSmall(fd, "$id\n".toByteArray(), "the assignment pipe of spare pid ${spare.pid}")
-            } catch (e: IOException) {
-                logger.warn { "spare (pid ${spare.pid}) cannot take over child $id (${e.message}); trying the next" }
-                scheduleSpare() // it is dying (its exit event follows, as a spare no longer waiting): another takes its place
-                continue
-            } finally {
-                Fds.closeQuietly(fd)
-            }
-            spare.id = id
-            spare.startedNanos = System.nanoTime()
-            spare.ageLimitNanos = limits.ageLimit()
-            spare.heardNanos = null // what it said while it waited (or, its health check failing, did not) is not its start as a worker
-            current[id] = spare
-            return spare
-        }
-    }
-
-    /**
-     * Says that [spare] took over its id, and starts another spare a second later: at once, its
-     * start-up would compete for the CPU with the first requests of the one that took over.
-     */
-    private fun tookOver(spare: Child) {
-        logger.info { "child ${spare.id}: spare (pid ${spare.pid}) takes over" }
-        options.listener?.onEvent(WorkerEvent.Started(spare.id, spare.pid, fromSpare = true))
-        later(SPARE_REFILL_MILLIS, SupervisorEvent.SpareDue)
-    }
+    /** Worker [id] to the oldest spare, which joins the pool; null when there is none. The caller then calls [Spares.tookOver]. */
+    private fun handOver(id: Int): Child? = spares.handOver(id, limits.ageLimit())?.also { current[id] = it }
 
     private fun start(id: Int): Child {
         val process = spawn(mapOf(WorkerEnvironment.TASK_ID to id.toString()), assignFd = null, id = id)
@@ -407,87 +368,6 @@ internal class Supervisor(
         options.listener?.onEvent(WorkerEvent.Started(id, process.pid))
         watch(worker)
         return worker
-    }
-
-    /** A spare: a worker JVM without an id, which waits in its forkProcesses for one. */
-    private fun startSpare() {
-        val spare = try {
-            launchSpare(training = false)
-        } catch (e: IOException) {
-            logger.error(e) { "cannot start a spare; trying again later" }
-            scheduleSpare()
-            return
-        }
-        spares.addLast(spare)
-        logger.debug { "spare (pid ${spare.pid}) started" }
-        options.listener?.onEvent(WorkerEvent.SpareStarted(spare.pid))
-        watch(spare)
-    }
-
-    /**
-     * The start-up archive's training run: a spare, started with the flag that makes its JVM
-     * write the archive as it exits, and retired as soon as it waits for an id.
-     */
-    private fun train() {
-        val run = try {
-            launchSpare(training = true)
-        } catch (e: IOException) {
-            logger.warn(e) { "start-up archive: cannot start its training JVM; workers start without one" }
-            return
-        }
-        trainer = run
-        logger.info { "start-up archive: training JVM (pid ${run.pid}) started, for ${archive?.file}" }
-        watch(run)
-        later(options.readyTimeout.toMillis(), SupervisorEvent.TrainingTimedOut(run))
-    }
-
-    private fun launchSpare(training: Boolean): Child {
-        val assign = Fds.pipe()
-        val process = try {
-            spawn(mapOf(WorkerEnvironment.SPARE to launcher.spareAssignFd.toString()), assignFd = assign[0], training = training)
-        } catch (e: IOException) {
-            Fds.closeQuietly(assign[1])
-            throw e
-        } finally {
-            Fds.closeQuietly(assign[0]) // the spare has its own copy
-        }
-        return Child(Child.SPARE, process, System.nanoTime(), assignFd = assign[1])
-    }
-
-    /** Ends a spare that waits for an id with status 0: `"retire"` on its assignment pipe. */
-    private fun retire(spare: Child) {
-        val fd = spare.assignFd ?: return
-        spare.assignFd = null
-        try {
-            Fds.writeSmall(fd, "${WorkerRuntime.RETIRE}\n".toByteArray(), "the assignment pipe of pid ${spare.pid}")
-        } catch (e: IOException) {
-            logger.debug { "pid ${spare.pid} could not be retired (${e.message}): it is on its way out" }
-        } finally {
-            Fds.closeQuietly(fd)
-        }
-    }
-
-    /** A spare died before it was assigned: another one takes its place, unless the supervisor is stopping. */
-    private fun spareExited(spare: Child, status: ExitStatus) {
-        leaving -= spare
-        val waiting = spares.remove(spare)
-        spare.assignFd?.let(Fds::closeQuietly)
-        spare.assignFd = null
-        val restarting = waiting && !stopping
-        if (restarting) {
-            logger.warn { "spare (pid ${spare.pid}) $status before it was assigned, starting another" }
-            scheduleSpare()
-        } else {
-            logger.info { "spare (pid ${spare.pid}) $status" }
-        }
-        options.listener?.onEvent(WorkerEvent.SpareExited(spare.pid, status, restarting))
-    }
-
-    /** Starts a spare after 1 s, doubling up to 30 s while spares keep dying before they reach forkProcesses. */
-    private fun scheduleSpare() {
-        val delayMillis = minOf(SPARE_RETRY_MILLIS shl minOf(spareFailures, 5), SPARE_RETRY_MAX_MILLIS)
-        spareFailures++
-        later(delayMillis, SupervisorEvent.SpareDue)
     }
 
     private fun later(millis: Long, event: SupervisorEvent) {
@@ -524,14 +404,7 @@ internal class Supervisor(
                     worker.heardNanos = System.nanoTime()
                     if (line.contentEquals(ALIVE_LINE)) continue
                     if (line.contentEquals(SPARE_LINE)) {
-                        if (worker === trainer) {
-                            retire(worker)
-                            continue
-                        }
-                        worker.waiting = true
-                        spareFailures = 0
-                        logger.debug { "spare (pid ${process.pid}) waiting" }
-                        if (worker.id == Child.SPARE) options.listener?.onEvent(WorkerEvent.SpareReady(process.pid))
+                        spares.waiting(worker)
                     } else if (line.contentEquals(READY_LINE) && !worker.serving) {
                         worker.serving = true
                         // Started anywhere, so that its start-up had every CPU; it serves on its own from now on.
@@ -562,7 +435,7 @@ internal class Supervisor(
      * connection is ever refused.
      */
     private suspend fun rollingRestart() {
-        logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" + if (spares.isEmpty()) "" else " and ${spares.size} spares" }
+        logger.info { "SIGHUP received, replacing ${current.size} workers one at a time" + if (spares.size == 0) "" else " and ${spares.size} spares" }
         // MONOTONIC_USEC: systemd 253+ matches the READY=1 that ends a reload to this RELOADING=1 (Type=notify-reload).
         phase = "reloading"
         notify("RELOADING=1", "MONOTONIC_USEC=${System.nanoTime() / 1_000}", "STATUS=rolling restart of ${current.size} workers")
@@ -580,12 +453,10 @@ internal class Supervisor(
         // Spares first: each worker below is then replaced by a spare that runs the new code, or a new JVM.
         // The jars may be new: workers started from now on must not map an archive of the old ones.
         archive = archive?.refreshed()
-        if (spares.isNotEmpty()) {
-            val old = spares.toList()
-            spares.clear()
-            leaving += old // stopAll reaches them should a SIGTERM come meanwhile
-            repeat(old.size) { startSpare() }
-            stop(old)
+        val oldSpares = spares.renew()
+        if (oldSpares.isNotEmpty()) {
+            leaving += oldSpares // stopAll reaches them should a SIGTERM come meanwhile
+            stop(oldSpares)
         }
         for (id in current.keys.sorted()) {
             if (stopping) return
@@ -594,7 +465,7 @@ internal class Supervisor(
             if (!replaceServing(old, "rolling restart")) return
         }
         logger.info { "rolling restart done" }
-        if (archive?.needsTraining == true && trainer == null) train()
+        if (archive?.needsTraining == true && spares.trainer == null) spares.train(archive)
     }
 
     /**
@@ -717,20 +588,8 @@ internal class Supervisor(
         }
         // New connections are refused from now on, rather than queued for workers that are leaving.
         launcher.sharedChannels.forEach { it.close() }
-        stop(current.values + leaving + idleJvms())
+        stop(current.values + leaving + spares.takeAll())
         archive?.abandonTraining() // a training JVM stopped now wrote its archive as it exited: incomplete
-    }
-
-    /** The spares and the training run, taken off the books (their assignment pipes closed) to be stopped. */
-    private fun idleJvms(): List<Child> {
-        val idle = spares.toList() + listOfNotNull(trainer)
-        spares.clear()
-        trainer = null
-        idle.forEach { child ->
-            child.assignFd?.let(Fds::closeQuietly)
-            child.assignFd = null
-        }
-        return idle
     }
 
     /** SIGTERM, [ForkOptions.gracefulTimeout] to exit, then SIGKILL; returns once all are reaped. */
@@ -834,7 +693,7 @@ internal class Supervisor(
     private fun status(): String {
         val restarting = restarting()
         return "STATUS=${serving()} of $count workers serving" + (if (restarting > 0) ", $restarting restarting" else "") +
-            (if (spares.isNotEmpty()) ", ${spares.size} spares" else "")
+            (if (spares.size > 0) ", ${spares.size} spares" else "")
     }
 
     companion object {
@@ -843,9 +702,6 @@ internal class Supervisor(
         var running: Supervisor? = null
             private set
 
-        private const val SPARE_RETRY_MILLIS = 1_000L
-        private const val SPARE_REFILL_MILLIS = 1_000L
-        private const val SPARE_RETRY_MAX_MILLIS = 30_000L
 
         /** How long an exit waits for the dead worker's ready pipe to be read to its end. */
         private const val READY_PIPE_DRAIN_MILLIS = 1_000L
