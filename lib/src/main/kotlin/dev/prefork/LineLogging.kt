@@ -1,5 +1,9 @@
 package dev.prefork
 
+import dev.prefork.log.debug
+import dev.prefork.log.error
+import dev.prefork.log.info
+import dev.prefork.log.warn
 import org.slf4j.Logger
 import org.slf4j.event.Level
 

@@ -1,7 +1,7 @@
 package dev.prefork.posix
 
-import dev.prefork.logger
-import dev.prefork.warn
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import java.nio.file.Path
 
 private val logger = logger("dev.prefork.posix.Posix")

@@ -1,7 +1,7 @@
 package dev.prefork.reaper
 
-import dev.prefork.error
-import dev.prefork.logger
+import dev.prefork.log.error
+import dev.prefork.log.logger
 import kotlinx.coroutines.CoroutineExceptionHandler
 import kotlinx.coroutines.CoroutineName
 import kotlinx.coroutines.CoroutineScope

@@ -1,7 +1,7 @@
 package dev.prefork.reaper
 
-import dev.prefork.error
-import dev.prefork.logger
+import dev.prefork.log.error
+import dev.prefork.log.logger
 import dev.prefork.posix.Epoll
 import dev.prefork.posix.Fds
 import dev.prefork.posix.Linux

@@ -1,8 +1,8 @@
 package dev.prefork.supervisor
 
-import dev.prefork.debug
-import dev.prefork.info
-import dev.prefork.logger
+import dev.prefork.log.debug
+import dev.prefork.log.info
+import dev.prefork.log.logger
 import dev.prefork.posix.Wait
 import dev.prefork.reaper.Reactor
 import java.io.File

@@ -1,9 +1,9 @@
 package dev.prefork.supervisor
 
-import dev.prefork.info
-import dev.prefork.logger
+import dev.prefork.log.info
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import dev.prefork.posix.Fds
-import dev.prefork.warn
 import java.net.InetAddress
 import java.net.InetSocketAddress
 import java.nio.channels.ServerSocketChannel

@@ -4,12 +4,12 @@ import dev.prefork.ExitStatus
 import dev.prefork.ForkOptions
 import dev.prefork.Subprocess
 import dev.prefork.WorkerEvent
-import dev.prefork.debug
-import dev.prefork.error
-import dev.prefork.info
-import dev.prefork.logger
+import dev.prefork.log.debug
+import dev.prefork.log.error
+import dev.prefork.log.info
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import dev.prefork.posix.Fds
-import dev.prefork.warn
 import java.io.IOException
 
 private val logger = logger("dev.prefork.supervisor.Supervisor")

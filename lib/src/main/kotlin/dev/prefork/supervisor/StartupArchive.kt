@@ -1,9 +1,9 @@
 package dev.prefork.supervisor
 
-import dev.prefork.debug
-import dev.prefork.info
-import dev.prefork.logger
-import dev.prefork.warn
+import dev.prefork.log.debug
+import dev.prefork.log.info
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import java.io.File
 import java.io.IOException
 import java.nio.file.AccessDeniedException

@@ -1,7 +1,7 @@
 package dev.prefork.supervisor
 
-import dev.prefork.logger
-import dev.prefork.warn
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import java.io.IOException
 import java.nio.file.Files
 import java.nio.file.Path

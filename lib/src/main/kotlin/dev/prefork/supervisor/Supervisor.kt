@@ -9,17 +9,18 @@ import dev.prefork.Subprocess
 import dev.prefork.TooManyRestartsException
 import dev.prefork.WorkerEvent
 import dev.prefork.WorkerStatus
-import dev.prefork.debug
-import dev.prefork.error
-import dev.prefork.info
-import dev.prefork.logger
+import dev.prefork.log.debug
+import dev.prefork.log.error
+import dev.prefork.log.info
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import dev.prefork.posix.Linux
-import dev.prefork.warn
 import java.io.EOFException
 import java.io.IOException
 import java.nio.channels.ServerSocketChannel
 import java.time.Duration
 import java.util.concurrent.ConcurrentHashMap
+import sun.misc.Signal
 import kotlin.system.exitProcess
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
@@ -33,7 +34,6 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import kotlinx.coroutines.withTimeoutOrNull
-import sun.misc.Signal
 
 private val logger = logger("dev.prefork.supervisor.Supervisor")
 
@@ -48,7 +48,13 @@ private val logger = logger("dev.prefork.supervisor.Supervisor")
  *
  * With [ForkOptions.spareWorkers], spare JVMs wait, without an id, in their `forkProcesses`;
  * a worker to be restarted is replaced by the oldest spare (its id written on the spare's
- * assignment pipe), and a new spare is started behind it.
+ * assignment pipe), and a new spare is started behind it ([Spares]).
+ *
+ * What is here, and why in one file: the event loop and what reads and writes the pool by id
+ * on its thread (exits and the restart policy's decisions, rolling restarts and recycling,
+ * resizing, stopping, the status it reports). The rest is in the files beside it:
+ * [WorkerLauncher] (how a worker starts), [Spares], [WorkerLimits] (heartbeats, memory, age),
+ * [SupervisorUpgrade] (SIGUSR2), [StatusFile], [WorkerCpus].
  */
 internal class Supervisor(
     private val options: ForkOptions,

@@ -3,10 +3,10 @@ package dev.prefork.supervisor
 import dev.prefork.ForkOptions
 import dev.prefork.PipeReader
 import dev.prefork.Subprocess
-import dev.prefork.error
-import dev.prefork.info
 import dev.prefork.io.PipeSource
-import dev.prefork.logger
+import dev.prefork.log.error
+import dev.prefork.log.info
+import dev.prefork.log.logger
 import dev.prefork.posix.Fds
 import java.io.EOFException
 import kotlinx.coroutines.NonCancellable

@@ -1,12 +1,11 @@
 package dev.prefork.supervisor
 
-import dev.prefork.logger
-import dev.prefork.posix.Fds
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import dev.prefork.posix.Native
 import dev.prefork.posix.checkErrno
 import dev.prefork.posix.describeErrno
 import dev.prefork.posix.withNativeMemory
-import dev.prefork.warn
 
 private val logger = logger("dev.prefork.supervisor.SystemdNotify")
 

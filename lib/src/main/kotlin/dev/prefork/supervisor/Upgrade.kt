@@ -1,10 +1,10 @@
 package dev.prefork.supervisor
 
 import dev.prefork.WORKER_VARIABLE_PREFIX
-import dev.prefork.info
-import dev.prefork.logger
+import dev.prefork.log.info
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import dev.prefork.posix.Fds
-import dev.prefork.warn
 
 private val logger = logger("dev.prefork.supervisor.Upgrade")
 

@@ -1,10 +1,10 @@
 package dev.prefork.supervisor
 
 import dev.prefork.ForkOptions
-import dev.prefork.logger
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import dev.prefork.posix.Affinity
 import dev.prefork.posix.ErrnoException
-import dev.prefork.warn
 
 private val logger = logger("dev.prefork.supervisor.WorkerCpus")
 

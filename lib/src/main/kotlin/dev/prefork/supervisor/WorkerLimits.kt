@@ -1,9 +1,9 @@
 package dev.prefork.supervisor
 
 import dev.prefork.ForkOptions
-import dev.prefork.logger
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import dev.prefork.nanosOrMax
-import dev.prefork.warn
 import java.time.Duration
 import java.util.concurrent.ThreadLocalRandom
 

@@ -1,8 +1,8 @@
 package dev.prefork.supervisor
 
-import dev.prefork.info
-import dev.prefork.logger
-import dev.prefork.warn
+import dev.prefork.log.info
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import java.io.FileInputStream
 import java.io.FileOutputStream
 import java.io.IOException

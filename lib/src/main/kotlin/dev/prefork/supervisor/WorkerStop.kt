@@ -1,8 +1,8 @@
 package dev.prefork.supervisor
 
-import dev.prefork.info
-import dev.prefork.logger
-import dev.prefork.warn
+import dev.prefork.log.info
+import dev.prefork.log.logger
+import dev.prefork.log.warn
 import java.net.InetSocketAddress
 import java.nio.channels.ServerSocketChannel
 import java.util.concurrent.ConcurrentHashMap

@@ -1,4 +1,4 @@
-package dev.prefork
+package dev.prefork.log
 
 import org.slf4j.Logger
 import org.slf4j.LoggerFactory
