@@ -43,6 +43,9 @@ import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
  * <p>Reads and writes into Java arrays are "critical" calls: the kernel copies straight from or
  * into the array, which the GC leaves in place meanwhile. They are only made on non-blocking
  * descriptors, because a critical call holds up the JVM's safepoints for as long as it runs.
+ *
+ * <p>(Over 300 lines: one method, and mostly one holder class, for each of the 46 functions of
+ * {@link Posix}, which must stay side by side with that interface.)
  */
 public final class FfmPosix implements Posix {
     private static final Linker LINKER = Linker.nativeLinker();
