@@ -11,7 +11,7 @@ import io.kotest.matchers.string.shouldContain
 import java.io.File
 import kotlin.time.Duration.Companion.seconds
 
-private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
+private const val FIXTURE = "dev.prefork.fixtures.OrphansFixtureKt"
 
 /** `unshare --pid --fork --mount-proc`: the fixture is PID 1 of a PID namespace of its own, as a container's entry point is. */
 private val PID_NAMESPACE = listOf("unshare", "--pid", "--fork", "--mount-proc")

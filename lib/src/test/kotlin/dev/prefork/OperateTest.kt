@@ -17,7 +17,7 @@ import io.kotest.matchers.shouldNotBe
 import io.kotest.matchers.string.shouldContain
 import kotlin.time.Duration.Companion.seconds
 
-private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
+private const val FIXTURE = "dev.prefork.fixtures.OperateFixtureKt"
 private const val SIGUSR1 = 10
 private const val SIGKILL = 9
 private const val SIGSTOP = 19

@@ -12,6 +12,7 @@ import io.kotest.matchers.string.shouldContain
 import kotlin.time.Duration.Companion.seconds
 
 private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
+private const val GROW_FIXTURE = "dev.prefork.fixtures.ResizeFixtureKt"
 private const val SIGTTIN = 21
 private const val SIGTTOU = 22
 
@@ -53,7 +54,7 @@ class ResizeTest : FunSpec({
     }
 
     test("addWorker() from code in the supervisor adds the next id; outside a running supervisor it says so") {
-        FixtureJvm(FIXTURE, listOf("grow")).use { f ->
+        FixtureJvm(GROW_FIXTURE, listOf("grow")).use { f ->
             f.awaitLine(Regex("addWorker before forkProcesses: addWorker: no supervisor runs in this process"))
             val added = f.awaitLine(Regex("event child 1 \\(pid (\\d+)\\) added")).groupValues[1]
             f.awaitLine(Regex("worker 1 pid $added"))

@@ -15,7 +15,7 @@ import io.kotest.matchers.string.shouldNotContain
 import java.io.IOException
 import kotlin.time.Duration.Companion.seconds
 
-private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
+private const val FIXTURE = "dev.prefork.fixtures.SparesFixtureKt"
 
 /** `ForkOptions.spareWorkers`: JVMs that wait in their `forkProcesses` to take over a worker's id. */
 class SpareWorkersTest : FunSpec({

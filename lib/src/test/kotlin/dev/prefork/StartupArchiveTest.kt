@@ -17,7 +17,7 @@ import java.util.jar.JarEntry
 import java.util.jar.JarOutputStream
 import kotlin.time.Duration.Companion.seconds
 
-private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
+private const val FIXTURE = "dev.prefork.fixtures.ArchiveFixtureKt"
 
 /** `ForkOptions.startupArchive`: workers that map a class-data archive their application trained. */
 class StartupArchiveTest : FunSpec({

@@ -15,7 +15,7 @@ import java.util.concurrent.TimeUnit
 import kotlin.concurrent.thread
 import kotlin.time.Duration.Companion.seconds
 
-private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
+private const val FIXTURE = "dev.prefork.fixtures.SystemdFixtureKt"
 
 /** Debian's systemd package; CI installs it. */
 private const val SOCKET_ACTIVATE = "systemd-socket-activate"

@@ -15,7 +15,7 @@ import io.kotest.matchers.string.shouldContain
 import java.nio.file.Files
 import kotlin.time.Duration.Companion.seconds
 
-private const val FIXTURE = "dev.prefork.fixtures.ForkFixtureKt"
+private const val FIXTURE = "dev.prefork.fixtures.UpgradeFixtureKt"
 private const val SIGUSR2 = 12
 
 /** unicorn's and nginx's SIGUSR2: the supervisor itself replaced by a new one from the command line, sockets handed over. */
