@@ -49,17 +49,17 @@ public class SubprocessTimeoutException @JvmOverloads constructor(
 ) : IOException("Command $command timed out after ${timeout.toMillis()} ms")
 
 /**
- * A `run()` child wrote more than `maxOutput` bytes to one captured [stream] ("stdout" or
- * "stderr"); the child has been terminated and reaped, and the output dropped.
+ * A `run()` child wrote more than `maxOutput` bytes to one captured [stream]; the child has
+ * been terminated and reaped, and the output dropped.
  */
 public class SubprocessOutputLimitException(
     /** The program and its arguments. Java: `command()`. */
     @get:JvmName("command") public val command: List<String>,
-    /** The stream that went over: `"stdout"` or `"stderr"`. Java: `stream()`. */
-    @get:JvmName("stream") public val stream: String,
+    /** The stream that went over. Java: `stream()`. */
+    @get:JvmName("stream") public val stream: StdStream,
     /** The builder's `maxOutput`, in bytes. Java: `limit()`. */
     @get:JvmName("limit") public val limit: Int,
-) : IOException("Command $command wrote more than $limit bytes to $stream (maxOutput)")
+) : IOException("Command $command wrote more than $limit bytes to ${stream.name.lowercase()} (maxOutput)")
 
 /** Called once with a child's return code when it exits; see [Subprocess.setExitCallback]. */
 public fun interface ExitCallback {

@@ -42,8 +42,8 @@ internal class Run(
     }
 
     private suspend fun communicate(processes: List<Subprocess>): List<CompletedProcess> {
-        val stdouts = processes.map { process -> process.stdout?.let { Capture(it, process.command, "stdout") } }
-        val stderrs = processes.map { process -> process.stderr?.let { Capture(it, process.command, "stderr") } }
+        val stdouts = processes.map { process -> process.stdout?.let { Capture(it, process.command, StdStream.STDOUT) } }
+        val stderrs = processes.map { process -> process.stderr?.let { Capture(it, process.command, StdStream.STDERR) } }
         val untilExit: suspend () -> List<ExitStatus> = {
             coroutineScope {
                 processes[0].stdin?.let { stdin -> launch { feed(stdin) } }
@@ -77,7 +77,7 @@ internal class Run(
     }
 
     /** The chunks of one stream as they arrive; read after the reading coroutine completed. */
-    private inner class Capture(private val reader: PipeReader, private val command: List<String>, private val stream: String) {
+    private inner class Capture(private val reader: PipeReader, private val command: List<String>, private val stream: StdStream) {
         private val chunks = ArrayList<ByteArray>()
         private var size = 0
 

@@ -274,7 +274,7 @@ class SubprocessJavaTest {
   void runOutputCap() {
     SubprocessOutputLimitException e = assertThrows(SubprocessOutputLimitException.class,
         () -> Subprocess.builder("cat", "/dev/zero").maxOutput(100_000).run());
-    assertEquals("stdout", e.stream());
+    assertEquals(StdStream.STDOUT, e.stream());
     assertEquals(100_000, e.limit());
     assertEquals(List.of("cat", "/dev/zero"), e.command());
   }

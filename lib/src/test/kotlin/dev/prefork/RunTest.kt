@@ -130,12 +130,12 @@ class RunTest : FunSpec({
                     sh("echo \$\$ >&2; exec cat /dev/zero").maxOutput(1_000_000).run()
                 }
             }
-            e.stream shouldBe "stdout"
+            e.stream shouldBe StdStream.STDOUT
             e.limit shouldBe 1_000_000
             e.message shouldBe "Command [sh, -c, echo \$\$ >&2; exec cat /dev/zero] wrote more than 1000000 bytes to stdout (maxOutput)"
             // Exactly at the cap is fine.
             Subprocess.builder("head", "-c", "1000000", "/dev/zero").maxOutput(1_000_000).run().stdout!!.size shouldBe 1_000_000
-            shouldThrow<SubprocessOutputLimitException> { sh("printf 12345 >&2").maxOutput(4).run() }.stream shouldBe "stderr"
+            shouldThrow<SubprocessOutputLimitException> { sh("printf 12345 >&2").maxOutput(4).run() }.stream shouldBe StdStream.STDERR
         }
     }
 
