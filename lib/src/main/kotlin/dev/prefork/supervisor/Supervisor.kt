@@ -537,8 +537,8 @@ internal class Supervisor(
 
     /** Starts the replacement of a worker past its memory or age ([WorkerLimits]), unless a replacement runs already. */
     private fun checkRecycling(now: Long) {
-        if (rolling?.isActive == true || recycling?.isActive == true) return
-        val (worker, reason) = limits.dueForRecycling(current.values, now) ?: return
+        val busy = rolling?.isActive == true || recycling?.isActive == true
+        val (worker, reason) = limits.dueForRecycling(current.values, now, busy) ?: return
         recycling = scope.launch { recycle(worker, reason) }
     }
 

@@ -47,12 +47,14 @@ internal class WorkerLimits(private val options: ForkOptions) {
      * The serving worker to recycle now, past [ForkOptions.maxWorkerRss] or
      * [ForkOptions.maxWorkerAge], with why; null: none, or looked at less than a second ago. The
      * oldest first, so that while one old worker drains, its young replacement cannot jump the
-     * queue ahead of the others.
+     * queue ahead of the others. While [busy] (a replacement runs), none: the check still counts
+     * as made, so the next one comes a second later.
      */
-    fun dueForRecycling(workers: Collection<Child>, now: Long): Pair<Child, String>? {
+    fun dueForRecycling(workers: Collection<Child>, now: Long, busy: Boolean): Pair<Child, String>? {
         if (options.maxWorkerRss <= 0 && ageNanos == null) return null
         if (now - recycleCheckedNanos < MAX_CHECK_MILLIS * 1_000_000) return null
         recycleCheckedNanos = now
+        if (busy) return null
         for (worker in workers.sortedBy { it.startedNanos - now }) {
             if (!worker.serving || worker.timedOut || worker.removed || worker.replacing != null) continue
             if (worker.recycleNotBefore?.let { now - it < 0 } == true) continue
