@@ -2,6 +2,7 @@ package dev.prefork
 
 import dev.prefork.testing.kill
 import io.kotest.assertions.throwables.shouldThrow
+import io.kotest.assertions.withClue
 import io.kotest.core.spec.style.FunSpec
 import io.kotest.matchers.ints.shouldBeGreaterThan
 import io.kotest.matchers.nulls.shouldBeNull
@@ -106,7 +107,9 @@ class PipeReadTest : FunSpec({
                 p.close()
                 // close() terminates cat first: a read may see its end (-1) before the pipe is released.
                 val result = withTimeout(5_000) { reading.await() }
-                (result.getOrNull() == -1 || result.exceptionOrNull() is IOException) shouldBe true
+                withClue({ "round $round: the read gave $result" }) {
+                    (result.getOrNull() == -1 || result.exceptionOrNull() is IOException) shouldBe true
+                }
             }
         }
     }
